@@ -1,0 +1,105 @@
+//! Block formats: immutable objects under `<tenant>/<block-id>/` with `meta.json` last.
+//!
+//! Each format is one module behind [`BlockFormat`]; a block without `meta.json` does not
+//! exist for readers, so a crash mid-write leaves nothing visible.
+
+pub mod bloom;
+pub mod meta;
+pub mod rb1;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tempo_api::trace_id::TraceId;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::store::BlockStore;
+pub use meta::BlockMeta;
+
+/// One trace to write: its encoded `TracesData` bytes and summary.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceRecord<'a> {
+    /// Trace id.
+    pub id: TraceId,
+    /// Encoded spans (`TracesData` bytes).
+    pub data: &'a [u8],
+    /// Earliest span start (unix ns).
+    pub start_ns: u64,
+    /// Latest span end (unix ns).
+    pub end_ns: u64,
+    /// Span count.
+    pub spans: u32,
+}
+
+/// What a block writer needs.
+pub struct BlockInput<'a> {
+    /// Owner tenant.
+    pub tenant: &'a str,
+    /// Id of the new block.
+    pub block_id: Uuid,
+    /// Traces sorted by id, ids unique.
+    pub traces: &'a [TraceRecord<'a>],
+}
+
+/// Encoding settings shared by formats.
+#[derive(Debug, Clone)]
+pub struct EncodingSettings {
+    /// Target uncompressed page size.
+    pub page_size: usize,
+    /// Bloom false-positive rate.
+    pub bloom_fp: f64,
+    /// Bloom shard size in bytes.
+    pub bloom_shard_bytes: usize,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+impl Default for EncodingSettings {
+    fn default() -> Self {
+        let c = crate::config::BlockConfig::default();
+        EncodingSettings::from(&c)
+    }
+}
+
+impl From<&crate::config::BlockConfig> for EncodingSettings {
+    fn from(c: &crate::config::BlockConfig) -> Self {
+        EncodingSettings {
+            page_size: c.page_size_bytes.as_u64() as usize,
+            bloom_fp: c.bloom_filter_false_positive,
+            bloom_shard_bytes: c.bloom_filter_shard_size_bytes.as_u64() as usize,
+            zstd_level: c.zstd_level,
+        }
+    }
+}
+
+/// A block format: how blocks are written and opened.
+#[async_trait]
+pub trait BlockFormat: Send + Sync {
+    /// The `format` string in `meta.json`.
+    fn name(&self) -> &'static str;
+    /// Write every object of a block, `meta.json` last, and return the meta.
+    async fn write(&self, store: &BlockStore, input: BlockInput<'_>) -> Result<BlockMeta>;
+    /// Open a block for reading (loads its index and bloom filters).
+    async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>>;
+}
+
+/// Read access to one block.
+#[async_trait]
+pub trait BlockReader: Send + Sync {
+    /// The encoded spans of `id` in this block, if present.
+    async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>>;
+}
+
+/// The formats this build can read, by name.
+pub fn format_by_name(name: &str, settings: &EncodingSettings) -> Option<Arc<dyn BlockFormat>> {
+    match name {
+        rb1::FORMAT => Some(Arc::new(rb1::Rb1::new(settings.clone()))),
+        _ => None,
+    }
+}
+
+/// Object key of `object` in a block.
+pub fn object_key(tenant: &str, block_id: &Uuid, object: &str) -> String {
+    format!("{tenant}/{block_id}/{object}")
+}

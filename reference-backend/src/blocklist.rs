@@ -1,0 +1,148 @@
+//! The list of flushed blocks per tenant, and their opened readers.
+//!
+//! Filled by listing the store at start and every `blocklist_poll`, and directly by the
+//! flusher after each block it writes. Only blocks with a `meta.json` are listed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use tokio::sync::OnceCell;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::block::meta::META_OBJECT;
+use crate::block::{BlockMeta, BlockReader, EncodingSettings, format_by_name};
+use crate::error::{Error, Result};
+use crate::store::BlockStore;
+
+/// One flushed block.
+pub struct BlockEntry {
+    /// Its descriptor.
+    pub meta: BlockMeta,
+    reader: OnceCell<Arc<dyn BlockReader>>,
+}
+
+impl BlockEntry {
+    fn new(meta: BlockMeta) -> Arc<Self> {
+        Arc::new(BlockEntry {
+            meta,
+            reader: OnceCell::new(),
+        })
+    }
+
+    /// The block's reader, opened on first use.
+    pub async fn reader(
+        &self,
+        store: &BlockStore,
+        settings: &EncodingSettings,
+    ) -> Result<Arc<dyn BlockReader>> {
+        self.reader
+            .get_or_try_init(|| async {
+                let format = format_by_name(&self.meta.format, settings).ok_or_else(|| {
+                    Error::CorruptBlock {
+                        tenant: self.meta.tenant_id.clone(),
+                        block_id: self.meta.block_id.to_string(),
+                        object: META_OBJECT,
+                        message: format!(
+                            "block format {:?} cannot be read by this build",
+                            self.meta.format
+                        ),
+                    }
+                })?;
+                format.open(store, &self.meta).await
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// Blocks by tenant.
+pub struct BlockList {
+    store: BlockStore,
+    settings: EncodingSettings,
+    tenants: RwLock<HashMap<String, Vec<Arc<BlockEntry>>>>,
+}
+
+impl BlockList {
+    /// An empty list over `store`.
+    pub fn new(store: BlockStore, settings: EncodingSettings) -> Self {
+        BlockList {
+            store,
+            settings,
+            tenants: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The store blocks live in.
+    pub fn store(&self) -> &BlockStore {
+        &self.store
+    }
+
+    /// Encoding settings used to open blocks.
+    pub fn settings(&self) -> &EncodingSettings {
+        &self.settings
+    }
+
+    /// Add a block this process just wrote.
+    pub fn add(&self, meta: BlockMeta) {
+        let mut t = self.tenants.write();
+        let list = t.entry(meta.tenant_id.clone()).or_default();
+        if !list.iter().any(|b| b.meta.block_id == meta.block_id) {
+            list.push(BlockEntry::new(meta));
+        }
+    }
+
+    /// Blocks of one tenant.
+    pub fn blocks(&self, tenant: &str) -> Vec<Arc<BlockEntry>> {
+        self.tenants.read().get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// Number of blocks over all tenants.
+    pub fn len(&self) -> usize {
+        self.tenants.read().values().map(Vec::len).sum()
+    }
+
+    /// True when no block is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Re-read the block list from the store and add blocks not yet known. Blocks are never
+    /// dropped here (nothing deletes blocks in this release), so a poll racing a flush cannot
+    /// hide a fresh block. A block whose `meta.json` is unreadable is logged and skipped
+    /// until the next poll.
+    pub async fn poll(&self) -> Result<usize> {
+        let keys = self.store.list_keys().await?;
+        let mut added = 0;
+        for key in keys {
+            let parts: Vec<&str> = key.split('/').collect();
+            let [tenant, block, META_OBJECT] = parts.as_slice() else {
+                continue;
+            };
+            let Ok(id) = Uuid::parse_str(block) else {
+                continue;
+            };
+            let known = self
+                .tenants
+                .read()
+                .get(*tenant)
+                .is_some_and(|l| l.iter().any(|b| b.meta.block_id == id));
+            if known {
+                continue;
+            }
+            let bytes = self.store.get(&key).await?;
+            match BlockMeta::from_json(tenant, block, &bytes) {
+                Ok(meta) => {
+                    self.add(meta);
+                    added += 1;
+                }
+                Err(e) => {
+                    warn!(%tenant, block = %id, error = %e, "skipping block with unreadable meta.json");
+                }
+            }
+        }
+        debug!(added, total = self.len(), "block list polled");
+        Ok(added)
+    }
+}

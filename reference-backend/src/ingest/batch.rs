@@ -1,0 +1,418 @@
+//! Decode, validate and split one OTLP export request into per-trace fragments.
+//!
+//! A fragment is the protobuf encoding of one or more `ResourceSpans` entries (field 1 of
+//! `TracesData`) holding only the spans of one trace. Fragments concatenate: the bytes of
+//! several fragments of a trace are themselves a valid `TracesData`, which is what blocks
+//! store and what `Accept: application/protobuf` returns. Nothing here allocates per span
+//! beyond the span's own encoding.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use tempo_api::trace_id::TraceId;
+
+use crate::error::{Error, Result};
+
+/// The spans of one trace from one request, encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    /// Trace id.
+    pub trace_id: TraceId,
+    /// Spans in this fragment.
+    pub spans: u32,
+    /// Earliest span start (unix ns).
+    pub start_ns: u64,
+    /// Latest span end (unix ns).
+    pub end_ns: u64,
+    /// Encoded `TracesData` field-1 entries.
+    pub bytes: Vec<u8>,
+}
+
+/// A validated request, split by trace.
+#[derive(Debug, Default)]
+pub struct SplitBatch {
+    /// One fragment per trace id, in first-seen order.
+    pub fragments: Vec<Fragment>,
+    /// Spans in the request.
+    pub spans: u64,
+    /// Attribute values that were truncated to `max_attribute_bytes`.
+    pub truncated_values: u64,
+}
+
+/// Decode an OTLP protobuf request body.
+pub fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest> {
+    ExportTraceServiceRequest::decode(body)
+        .map_err(|e| Error::InvalidArgument(format!("cannot decode OTLP protobuf request: {e}")))
+}
+
+/// Decode an OTLP/JSON request body (hex ids, as the OTLP spec says).
+pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::InvalidArgument(format!("cannot decode OTLP JSON request: {e}")))
+}
+
+/// Check ids as Tempo's distributor does; the whole request is refused on the first bad id.
+pub fn validate(req: &ExportTraceServiceRequest) -> Result<()> {
+    for span in spans(req) {
+        if span.trace_id.len() != 16 {
+            return Err(Error::InvalidArgument(format!(
+                "trace ids must be 128 bit, received {} bits (span {:?})",
+                span.trace_id.len() * 8,
+                span.name
+            )));
+        }
+        if span.span_id.len() != 8 || span.span_id.iter().all(|b| *b == 0) {
+            return Err(Error::InvalidArgument(format!(
+                "span ids must be 64 bit and not all zero, received {} bits{} (span {:?})",
+                span.span_id.len() * 8,
+                if span.span_id.len() == 8 {
+                    " all zero"
+                } else {
+                    ""
+                },
+                span.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn spans(req: &ExportTraceServiceRequest) -> impl Iterator<Item = &Span> {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter())
+}
+
+/// Truncate string attribute values longer than `max` bytes (at a char boundary).
+/// Returns how many values were cut.
+pub fn truncate_attributes(req: &mut ExportTraceServiceRequest, max: usize) -> u64 {
+    let mut cut = 0;
+    for rs in &mut req.resource_spans {
+        if let Some(r) = rs.resource.as_mut() {
+            cut += truncate_kvs(&mut r.attributes, max);
+        }
+        for ss in &mut rs.scope_spans {
+            if let Some(s) = ss.scope.as_mut() {
+                cut += truncate_kvs(&mut s.attributes, max);
+            }
+            for span in &mut ss.spans {
+                cut += truncate_kvs(&mut span.attributes, max);
+                for e in &mut span.events {
+                    cut += truncate_kvs(&mut e.attributes, max);
+                }
+                for l in &mut span.links {
+                    cut += truncate_kvs(&mut l.attributes, max);
+                }
+            }
+        }
+    }
+    cut
+}
+
+fn truncate_kvs(kvs: &mut [KeyValue], max: usize) -> u64 {
+    kvs.iter_mut()
+        .filter_map(|kv| kv.value.as_mut())
+        .map(|v| truncate_value(v, max))
+        .sum()
+}
+
+fn truncate_value(v: &mut AnyValue, max: usize) -> u64 {
+    match v.value.as_mut() {
+        Some(any_value::Value::StringValue(s)) if s.len() > max => {
+            let mut end = max;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            1
+        }
+        Some(any_value::Value::BytesValue(b)) if b.len() > max => {
+            b.truncate(max);
+            1
+        }
+        Some(any_value::Value::ArrayValue(a)) => {
+            a.values.iter_mut().map(|v| truncate_value(v, max)).sum()
+        }
+        Some(any_value::Value::KvlistValue(kv)) => truncate_kvs(&mut kv.values, max),
+        _ => 0,
+    }
+}
+
+/// Validate, truncate and split a decoded request.
+pub fn split(mut req: ExportTraceServiceRequest, max_attribute_bytes: usize) -> Result<SplitBatch> {
+    validate(&req)?;
+    let truncated_values = truncate_attributes(&mut req, max_attribute_bytes);
+    let mut out = split_valid(&req);
+    out.truncated_values = truncated_values;
+    Ok(out)
+}
+
+/// Location of one span in the request: (resource, scope, span) indexes.
+type SpanAt = (usize, usize, usize);
+
+/// Split a request whose ids are known to be valid.
+pub fn split_valid(req: &ExportTraceServiceRequest) -> SplitBatch {
+    let mut by_trace: HashMap<TraceId, Vec<SpanAt>> = HashMap::new();
+    let mut order: Vec<TraceId> = Vec::new();
+    let mut total = 0u64;
+    for (ri, rs) in req.resource_spans.iter().enumerate() {
+        for (si, ss) in rs.scope_spans.iter().enumerate() {
+            for (pi, span) in ss.spans.iter().enumerate() {
+                let Ok(id) = <TraceId>::try_from(span.trace_id.as_slice()) else {
+                    continue;
+                };
+                total += 1;
+                by_trace
+                    .entry(id)
+                    .or_insert_with(|| {
+                        order.push(id);
+                        Vec::new()
+                    })
+                    .push((ri, si, pi));
+            }
+        }
+    }
+    // Encode each resource and scope header once; traces reuse the bytes.
+    let resource_heads: Vec<Vec<u8>> = req.resource_spans.iter().map(resource_head).collect();
+    let scope_heads: Vec<Vec<Vec<u8>>> = req
+        .resource_spans
+        .iter()
+        .map(|rs| rs.scope_spans.iter().map(scope_head).collect())
+        .collect();
+    let mut fragments = Vec::with_capacity(order.len());
+    for id in order {
+        let Some(at) = by_trace.get(&id) else {
+            continue;
+        };
+        fragments.push(encode_fragment(
+            id,
+            at,
+            &req.resource_spans,
+            &resource_heads,
+            &scope_heads,
+        ));
+    }
+    SplitBatch {
+        fragments,
+        spans: total,
+        truncated_values: 0,
+    }
+}
+
+/// Fields of `ResourceSpans` other than `scope_spans` (resource = 1, schema_url = 3).
+fn resource_head(rs: &ResourceSpans) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(r) = &rs.resource {
+        prost::encoding::message::encode(1, r, &mut buf);
+    }
+    if !rs.schema_url.is_empty() {
+        prost::encoding::string::encode(3, &rs.schema_url, &mut buf);
+    }
+    buf
+}
+
+/// Fields of `ScopeSpans` other than `spans` (scope = 1, schema_url = 3).
+fn scope_head(ss: &opentelemetry_proto::tonic::trace::v1::ScopeSpans) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(s) = &ss.scope {
+        prost::encoding::message::encode(1, s, &mut buf);
+    }
+    if !ss.schema_url.is_empty() {
+        prost::encoding::string::encode(3, &ss.schema_url, &mut buf);
+    }
+    buf
+}
+
+fn len_delimited_len(inner: usize) -> usize {
+    1 + encoded_len_varint(inner as u64) + inner
+}
+
+fn encode_fragment(
+    id: TraceId,
+    at: &[SpanAt],
+    rss: &[ResourceSpans],
+    resource_heads: &[Vec<u8>],
+    scope_heads: &[Vec<Vec<u8>>],
+) -> Fragment {
+    let mut bytes = Vec::new();
+    let (mut start_ns, mut end_ns) = (u64::MAX, 0u64);
+    // `at` is in request order, so spans of one resource (and one scope) are contiguous.
+    let mut i = 0;
+    while i < at.len() {
+        let ri = at[i].0;
+        let r_end = i + at[i..].iter().take_while(|a| a.0 == ri).count();
+        // Size the ResourceSpans body: head + each ScopeSpans entry.
+        let mut scopes: Vec<(usize, usize, usize)> = Vec::new(); // (scope idx, from, to)
+        let mut j = i;
+        while j < r_end {
+            let si = at[j].1;
+            let s_end = j + at[j..r_end].iter().take_while(|a| a.1 == si).count();
+            scopes.push((si, j, s_end));
+            j = s_end;
+        }
+        let scope_lens: Vec<usize> = scopes
+            .iter()
+            .map(|&(si, from, to)| {
+                let spans: usize = at[from..to]
+                    .iter()
+                    .map(|a| len_delimited_len(rss[ri].scope_spans[si].spans[a.2].encoded_len()))
+                    .sum();
+                scope_heads[ri][si].len() + spans
+            })
+            .collect();
+        let body_len: usize = resource_heads[ri].len()
+            + scope_lens
+                .iter()
+                .map(|l| len_delimited_len(*l))
+                .sum::<usize>();
+        bytes.reserve(len_delimited_len(body_len));
+        encode_key(1, WireType::LengthDelimited, &mut bytes);
+        encode_varint(body_len as u64, &mut bytes);
+        bytes.extend_from_slice(&resource_heads[ri]);
+        for (&(si, from, to), &len) in scopes.iter().zip(&scope_lens) {
+            encode_key(2, WireType::LengthDelimited, &mut bytes);
+            encode_varint(len as u64, &mut bytes);
+            bytes.extend_from_slice(&scope_heads[ri][si]);
+            for a in &at[from..to] {
+                let span = &rss[ri].scope_spans[si].spans[a.2];
+                start_ns = start_ns.min(span.start_time_unix_nano);
+                end_ns = end_ns.max(span.end_time_unix_nano);
+                prost::encoding::message::encode(2, span, &mut bytes);
+            }
+        }
+        i = r_end;
+    }
+    Fragment {
+        trace_id: id,
+        spans: at.len() as u32,
+        start_ns: if start_ns == u64::MAX { 0 } else { start_ns },
+        end_ns,
+        bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, TracesData};
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn span(trace: u8, id: u8) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            name: format!("s{trace}-{id}"),
+            start_time_unix_nano: 100 + id as u64,
+            end_time_unix_nano: 200 + id as u64,
+            ..Default::default()
+        }
+    }
+
+    fn request() -> ExportTraceServiceRequest {
+        let rs = |svc: &str, spans: Vec<Span>| ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", svc)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "lib".into(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: "s".into(),
+            }],
+            schema_url: "r".into(),
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![
+                rs("a", vec![span(1, 1), span(2, 2), span(1, 3)]),
+                rs("b", vec![span(1, 4)]),
+            ],
+        }
+    }
+
+    #[test]
+    fn fragments_decode_to_the_spans_of_their_trace() {
+        let batch = split(request(), 2048).unwrap();
+        assert_eq!(batch.spans, 4);
+        assert_eq!(batch.fragments.len(), 2);
+        let f1 = &batch.fragments[0];
+        assert_eq!(f1.trace_id, [1; 16]);
+        assert_eq!(f1.spans, 3);
+        assert_eq!((f1.start_ns, f1.end_ns), (101, 204));
+        let td = TracesData::decode(f1.bytes.as_slice()).unwrap();
+        assert_eq!(td.resource_spans.len(), 2);
+        assert_eq!(td.resource_spans[0].schema_url, "r");
+        assert_eq!(td.resource_spans[0].scope_spans[0].schema_url, "s");
+        let names: Vec<_> = td
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["s1-1", "s1-3", "s1-4"]);
+        // Concatenated fragments are one valid TracesData.
+        let mut both = f1.bytes.clone();
+        both.extend_from_slice(&batch.fragments[1].bytes);
+        assert_eq!(
+            TracesData::decode(both.as_slice())
+                .unwrap()
+                .resource_spans
+                .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn bad_ids_refuse_the_request() {
+        let mut r = request();
+        r.resource_spans[1].scope_spans[0].spans[0].trace_id = vec![1; 8];
+        let e = split(r, 2048).unwrap_err().to_string();
+        assert!(
+            e.starts_with("trace ids must be 128 bit, received 64 bits"),
+            "{e}"
+        );
+        let mut r = request();
+        r.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
+        let e = split(r, 2048).unwrap_err().to_string();
+        assert!(
+            e.contains("span ids must be 64 bit and not all zero"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn long_values_are_truncated_at_char_boundaries() {
+        let mut r = request();
+        r.resource_spans[0].scope_spans[0].spans[0]
+            .attributes
+            .push(kv("big", &"é".repeat(10)));
+        let batch = split(r, 5).unwrap();
+        assert_eq!(batch.truncated_values, 1);
+        let td = TracesData::decode(batch.fragments[0].bytes.as_slice()).unwrap();
+        let v = &td.resource_spans[0].scope_spans[0].spans[0].attributes[0];
+        assert_eq!(
+            v.value.as_ref().unwrap().value,
+            Some(any_value::Value::StringValue("éé".into()))
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! Object storage for blocks, through `object_store`: local directory, S3, GCS, Azure or memory.
+//!
+//! On the local backend every put is followed by an fsync of the file and its directory,
+//! so a block the flusher calls durable survives power loss, not only a process crash.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+
+use crate::config::{Backend, TraceStorageConfig};
+use crate::error::{Error, Result};
+
+/// A cheap-to-clone handle to the block store.
+#[derive(Clone)]
+pub struct BlockStore {
+    inner: Arc<dyn ObjectStore>,
+    /// Root directory when the backend is `local` (for fsync).
+    local_root: Option<PathBuf>,
+    /// Human description (`local:/path`, `s3://bucket/prefix`).
+    describe: String,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe)
+    }
+}
+
+fn store_err<'a>(op: &'static str, key: &'a str) -> impl FnOnce(object_store::Error) -> Error + 'a {
+    move |source| Error::Store {
+        op,
+        key: key.to_owned(),
+        source,
+    }
+}
+
+/// Client retries stay short: the flusher retries a failed block itself, with backoff,
+/// and must notice an outage rather than wait minutes inside one request.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(10),
+    }
+}
+
+fn client_options() -> ClientOptions {
+    ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(60))
+}
+
+impl BlockStore {
+    /// Build the store named by the config.
+    pub fn from_config(cfg: &TraceStorageConfig) -> Result<Self> {
+        let invalid = |e: object_store::Error| Error::ConfigInvalid(format!("storage.trace: {e}"));
+        let (inner, local_root, describe): (Arc<dyn ObjectStore>, _, _) = match cfg.backend {
+            Backend::Local => {
+                let root = &cfg.local.path;
+                std::fs::create_dir_all(root).map_err(|e| {
+                    Error::ConfigInvalid(format!(
+                        "storage.trace.local.path {}: {e}",
+                        root.display()
+                    ))
+                })?;
+                let root = root.canonicalize().map_err(|e| {
+                    Error::ConfigInvalid(format!(
+                        "storage.trace.local.path {}: {e}",
+                        root.display()
+                    ))
+                })?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)
+                    .map_err(invalid)?
+                    .with_automatic_cleanup(true);
+                let d = format!("local:{}", root.display());
+                (Arc::new(fs), Some(root), d)
+            }
+            Backend::S3 => {
+                let s3 = &cfg.s3;
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(if s3.region.is_empty() {
+                        "us-east-1"
+                    } else {
+                        &s3.region
+                    })
+                    .with_allow_http(s3.insecure)
+                    .with_virtual_hosted_style_request(!s3.forcepathstyle)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options());
+                if !s3.endpoint.is_empty() {
+                    let scheme = if s3.insecure { "http" } else { "https" };
+                    let url = if s3.endpoint.contains("://") {
+                        s3.endpoint.clone()
+                    } else {
+                        format!("{scheme}://{}", s3.endpoint)
+                    };
+                    b = b.with_endpoint(url);
+                }
+                if !s3.access_key.is_empty() {
+                    b = b
+                        .with_access_key_id(&s3.access_key)
+                        .with_secret_access_key(&s3.secret_key);
+                }
+                let store = b.build().map_err(invalid)?;
+                let d = format!("s3://{}/{}", s3.bucket, s3.prefix);
+                (with_prefix(store, &s3.prefix), None, d)
+            }
+            Backend::Gcs => {
+                let g = &cfg.gcs;
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&g.bucket_name)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options());
+                if !g.service_account_path.is_empty() {
+                    b = b.with_service_account_path(&g.service_account_path);
+                }
+                let store = b.build().map_err(invalid)?;
+                let d = format!("gcs://{}/{}", g.bucket_name, g.prefix);
+                (with_prefix(store, &g.prefix), None, d)
+            }
+            Backend::Azure => {
+                let a = &cfg.azure;
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_account(&a.storage_account_name)
+                    .with_container_name(&a.container_name)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options());
+                if !a.storage_account_key.is_empty() {
+                    b = b.with_access_key(&a.storage_account_key);
+                }
+                if !a.endpoint.is_empty() {
+                    b = b
+                        .with_endpoint(a.endpoint.clone())
+                        .with_allow_http(a.endpoint.starts_with("http://"));
+                }
+                let store = b.build().map_err(invalid)?;
+                let d = format!("azure://{}/{}", a.container_name, a.prefix);
+                (with_prefix(store, &a.prefix), None, d)
+            }
+            Backend::Memory => (
+                Arc::new(object_store::memory::InMemory::new()),
+                None,
+                "memory".to_owned(),
+            ),
+        };
+        Ok(BlockStore {
+            inner,
+            local_root,
+            describe,
+        })
+    }
+
+    /// An in-memory store (tests, benchmarks).
+    pub fn memory() -> Self {
+        BlockStore {
+            inner: Arc::new(object_store::memory::InMemory::new()),
+            local_root: None,
+            describe: "memory".into(),
+        }
+    }
+
+    /// What this store is, for logs.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    /// Write an object; durable on return.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.inner
+            .put(&ObjPath::from(key), PutPayload::from(bytes))
+            .await
+            .map_err(store_err("put", key))?;
+        if let Some(root) = &self.local_root {
+            let path = root.join(key);
+            let dir = path.parent().map(|p| p.to_path_buf());
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&path)?.sync_all()?;
+                if let Some(dir) = dir {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("fsync task: {e}")))?
+            .map_err(|e| Error::Store {
+                op: "fsync",
+                key: key.to_owned(),
+                source: object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Read a whole object.
+    pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let r = self
+            .inner
+            .get(&ObjPath::from(key))
+            .await
+            .map_err(store_err("get", key))?;
+        r.bytes().await.map_err(store_err("get", key))
+    }
+
+    /// Read a byte range of an object.
+    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
+        self.inner
+            .get_range(&ObjPath::from(key), range)
+            .await
+            .map_err(store_err("get_range", key))
+    }
+
+    /// Delete an object (missing is fine).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.inner.delete(&ObjPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err("delete", key)(e)),
+        }
+    }
+
+    /// Every key in the store (recursively).
+    pub async fn list_keys(&self) -> Result<Vec<String>> {
+        self.inner
+            .list(None)
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .map_err(store_err("list", ""))
+    }
+}
+
+fn with_prefix<S: ObjectStore>(store: S, prefix: &str) -> Arc<dyn ObjectStore> {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    }
+}
