@@ -47,10 +47,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 fn error_response(e: &Error) -> Response {
     let mut resp = (e.http_status(), format!("{e}\n")).into_response();
-    if let Some(after) = e.retry_after() {
-        if let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(v) = e.retry_after_header() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }
@@ -73,12 +71,12 @@ fn bounds(params: &HashMap<String, String>) -> Result<TimeBounds, Error> {
         }
     };
     let (start, end) = (parse("start")?, parse("end")?);
-    if let (Some(s), Some(e)) = (start, end) {
-        if e <= s {
-            return Err(Error::InvalidArgument(format!(
-                "http parameter start must be before end. received start={s} end={e}"
-            )));
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        return Err(Error::InvalidArgument(format!(
+            "http parameter start must be before end. received start={s} end={e}"
+        )));
     }
     Ok(TimeBounds { start, end })
 }
@@ -154,7 +152,7 @@ async fn trace_v2(
                 .unwrap_or_default();
             if wants_protobuf(&headers) {
                 let body = tempo_api::proto::TraceByIdResponseProto {
-                    trace: (!spans.is_empty()).then(|| TracesData {
+                    trace: (!spans.is_empty()).then_some(TracesData {
                         resource_spans: spans,
                     }),
                     metrics: Some(tempo_api::proto::TraceByIdMetricsProto {

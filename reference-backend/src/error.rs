@@ -184,6 +184,12 @@ impl Error {
         }
     }
 
+    /// `Retry-After` header value (whole seconds, at least 1) when retrying can help.
+    pub fn retry_after_header(&self) -> Option<http::HeaderValue> {
+        self.retry_after()
+            .and_then(|a| http::HeaderValue::from_str(&a.as_secs().max(1).to_string()).ok())
+    }
+
     /// The gRPC status, with `retry-after` in metadata when set.
     pub fn to_grpc_status(&self) -> tonic::Status {
         let mut status = tonic::Status::new(self.grpc_code(), self.to_string());

@@ -106,9 +106,14 @@ impl Flusher {
     pub async fn flush_all(self: &Arc<Self>, timeout: Duration) -> Result<usize> {
         let n = self.cut_and_spawn(true).await;
         let mut rx = self.pending.subscribe();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|p| *p == 0)).await;
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|p| *p == 0))
+            .await
+            .map(|r| r.is_ok());
         match waited {
-            Ok(_) => Ok(n),
+            Ok(_) => {
+                self.trim_wal().await?;
+                Ok(n)
+            }
             Err(_) => Err(Error::Backpressure {
                 reason: format!(
                     "flush incomplete after {timeout:?}: {} blocks still being written (the object store may be failing; they are retried and stay in the wal)",

@@ -212,7 +212,7 @@ impl LiveStore {
                 continue;
             }
             let mut traces: Vec<(TraceId, TraceData)> = t.head.drain().collect();
-            traces.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            traces.sort_unstable_by_key(|a| a.0);
             let block = Arc::new(CutBlock {
                 id: Uuid::new_v4(),
                 tenant: tenant.clone(),

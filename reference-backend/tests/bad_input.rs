@@ -33,6 +33,9 @@ async fn post_raw(
     )
 }
 
+/// (what, headers, body, expected status, expected message part)
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+
 fn gzip(b: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(b).unwrap();
@@ -61,7 +64,7 @@ async fn http_bad_input_is_refused_with_clear_errors_and_loses_nothing() {
     assert_eq!(post_proto(&b, None, &request("svc", 1, 1, 2)).await.0, 200);
 
     let proto = [("content-type", "application/x-protobuf")];
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "wrong content type",
             vec![("content-type", "text/plain")],

@@ -109,7 +109,7 @@ impl UnaryService<Bytes> for Export {
                 .push(&tenant, Payload::Protobuf(body))
                 .await
                 .map_err(|e| e.to_grpc_status())?;
-            let partial = (outcome.rejected_spans > 0).then(|| ExportTracePartialSuccess {
+            let partial = (outcome.rejected_spans > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: outcome.rejected_spans as i64,
                 error_message: outcome.message,
             });

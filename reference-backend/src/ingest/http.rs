@@ -100,14 +100,13 @@ async fn handle(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
+            && len > max_wire
         {
-            if len > max_wire {
-                return Err(Error::PayloadTooLarge {
-                    what: "request body",
-                    size: len,
-                    limit: max_wire,
-                });
-            }
+            return Err(Error::PayloadTooLarge {
+                what: "request body",
+                size: len,
+                limit: max_wire,
+            });
         }
         let wire = axum::body::to_bytes(body, max_wire as usize)
             .await
@@ -192,7 +191,11 @@ fn ok_response(format: Format, outcome: PushOutcome) -> Response {
         )
             .into_response(),
         Format::Json => {
-            let body = serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec());
+            // OTLP/JSON omits unset fields: a full success is `{}`.
+            let body = match &resp.partial_success {
+                None => b"{}".to_vec(),
+                Some(_) => serde_json::to_vec(&resp).unwrap_or_else(|_| b"{}".to_vec()),
+            };
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
     }
@@ -226,10 +229,8 @@ fn error_response(format: Format, e: &Error) -> Response {
         )
             .into_response(),
     };
-    if let Some(after) = e.retry_after() {
-        if let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(v) = e.retry_after_header() {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
 }

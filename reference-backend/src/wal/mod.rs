@@ -184,14 +184,24 @@ impl Wal {
             segments: segments.len(),
             truncated_bytes: 0,
         };
+        let mut empty = Vec::new();
         for (&seq, size) in segments.iter_mut() {
             let path = segment_path(dir, seq);
             let (records, cut) = replay_segment(&path)?;
             replay.truncated_bytes += cut;
             *size -= cut.min(*size);
+            if records.is_empty() {
+                empty.push(seq);
+            }
             replay.records.extend(records.into_iter().map(|r| (seq, r)));
         }
         let next = segments.keys().next_back().map_or(1, |s| s + 1);
+        // Segments without records hold nothing to keep.
+        for seq in empty {
+            let path = segment_path(dir, seq);
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            segments.remove(&seq);
+        }
         let file = create_segment(dir, next)?;
         segments.insert(next, record::HEADER_LEN as u64);
         let shared = Arc::new(Shared {
@@ -351,10 +361,10 @@ impl Writer {
                 }
             }
         }
-        if failed.is_none() {
-            if let Err(e) = self.sync() {
-                failed = Some(e.to_string());
-            }
+        if failed.is_none()
+            && let Err(e) = self.sync()
+        {
+            failed = Some(e.to_string());
         }
         self.shared.segments.lock().insert(self.seq, self.size);
         self.shared.publish();
@@ -373,10 +383,10 @@ impl Writer {
             // never stops early on them.
             warn!(path = %self.path().display(), error = failed.as_deref().unwrap_or(""), "wal write failed, rotating");
             let _ = self.rotate();
-        } else if self.size >= SEGMENT_MAX_BYTES {
-            if let Err(e) = self.rotate() {
-                warn!(error = %e, "wal rotation failed");
-            }
+        } else if self.size >= SEGMENT_MAX_BYTES
+            && let Err(e) = self.rotate()
+        {
+            warn!(error = %e, "wal rotation failed");
         }
     }
 
