@@ -1,0 +1,1 @@
+//! SDK-mode driver (stub).

@@ -1,0 +1,3 @@
+//! Reports: the JSON model and its renderings.
+
+pub mod model;

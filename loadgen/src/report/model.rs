@@ -1,0 +1,310 @@
+//! `report.json`: the canonical record of a run. Markdown, HTML, compare and merge are all
+//! computed from it. Histograms are stored serialized (HdrHistogram V2 + deflate, base64),
+//! so reports merge exactly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Current `schema_version`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    /// Report schema version.
+    pub schema_version: u32,
+    /// loadgen version.
+    pub tool_version: String,
+    /// Scenario as run (after overrides).
+    pub scenario: ScenarioInfo,
+    /// What was tested.
+    pub target: TargetInfo,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// Wall time of the load phase, seconds.
+    pub duration_s: f64,
+    /// Shards merged into this report (1 for a single run).
+    pub shards: Vec<ShardInfo>,
+    /// Counts over the whole run.
+    pub totals: Totals,
+    /// Export latency: `corrected` from the intended send time, `uncorrected` from the
+    /// actual send.
+    pub latency: LatencyPair,
+    /// One point per second.
+    pub series: Vec<SecondPoint>,
+    /// Is the generator keeping up?
+    pub generator: GeneratorHealth,
+    /// Read-back results, when verification ran.
+    pub verification: Option<Verification>,
+    /// Query-load results, when configured.
+    pub query_load: Option<QueryLoadResult>,
+    /// Backend CPU and memory, when measurable.
+    pub resources: Option<Resources>,
+    /// Threshold verdicts.
+    pub thresholds: Vec<ThresholdResult>,
+    /// True when every threshold held.
+    pub passed: bool,
+    /// Where it ran.
+    pub environment: Environment,
+    /// Serialized histograms by name (`export_corrected_us`, `export_uncorrected_us`,
+    /// `time_to_queryable_ms`, `schedule_lag_us`, `query_trace_by_id_us`, `query_search_us`).
+    pub histograms: BTreeMap<String, String>,
+}
+
+/// Scenario summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioInfo {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// File it came from.
+    pub file: String,
+    /// Seed.
+    pub seed: u64,
+    /// Shapes and weights, e.g. `go-example (typical) ×1`.
+    pub mix: Vec<String>,
+    /// Rate as text, e.g. `10000 spans/s for 30s` or stages.
+    pub rate: String,
+    /// Offered rate in spans/s at its peak.
+    pub peak_spans_per_s: f64,
+    /// Spans per request.
+    pub batch: usize,
+    /// `grpc`, `http-protobuf`, `http-json`.
+    pub protocol: String,
+    /// `none` or `gzip`.
+    pub compression: String,
+    /// `wire` or `sdk`.
+    pub mode: String,
+    /// The scenario YAML as run.
+    pub yaml: String,
+}
+
+/// Target summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TargetInfo {
+    /// `embedded` or `otlp`.
+    pub kind: String,
+    /// OTLP endpoints.
+    pub endpoints: Vec<String>,
+    /// Query API URL, when read-back is possible.
+    pub query_url: Option<String>,
+    /// Tenant, when set.
+    pub tenant: Option<String>,
+    /// `/api/status/buildinfo` version, when the target answers it.
+    pub version: Option<String>,
+    /// `/api/status/buildinfo` revision.
+    pub revision: Option<String>,
+}
+
+/// One shard of a (possibly merged) run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardInfo {
+    /// Shard index (0-based).
+    pub index: u32,
+    /// Shard count.
+    pub count: u32,
+    /// Host it ran on.
+    pub host: String,
+}
+
+/// Counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Totals {
+    /// Requests due by the schedule.
+    pub requests_planned: u64,
+    /// Requests sent.
+    pub requests_sent: u64,
+    /// Requests accepted (fully or partly).
+    pub requests_ok: u64,
+    /// Spans sent.
+    pub spans_sent: u64,
+    /// Spans the backend accepted (sent minus refused requests and partial rejects).
+    pub spans_accepted: u64,
+    /// Spans the backend rejected in partial-success answers.
+    pub spans_rejected_partial: u64,
+    /// Traces started.
+    pub traces_sent: u64,
+    /// Request body bytes sent (after compression).
+    pub bytes_sent: u64,
+    /// Requests by outcome class (`ok`, `rate_limited`, …).
+    pub outcomes: BTreeMap<String, u64>,
+    /// Up to 10 distinct error messages with their counts.
+    pub error_messages: BTreeMap<String, u64>,
+}
+
+/// Percentile summary in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Minimum.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// 50th.
+    pub p50: f64,
+    /// 90th.
+    pub p90: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// Corrected and uncorrected export latency.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencyPair {
+    /// From the intended send time (coordinated-omission corrected).
+    pub corrected: Percentiles,
+    /// From the actual send time.
+    pub uncorrected: Percentiles,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SecondPoint {
+    /// Seconds since start.
+    pub t: u32,
+    /// Spans offered by the schedule in this second.
+    pub spans_offered: u64,
+    /// Spans sent.
+    pub spans_sent: u64,
+    /// Spans accepted.
+    pub spans_accepted: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Corrected p50, ms.
+    pub p50_ms: f64,
+    /// Corrected p99, ms.
+    pub p99_ms: f64,
+    /// Uncorrected p99, ms.
+    pub p99_uncorrected_ms: f64,
+    /// Largest schedule lag, ms.
+    pub max_lag_ms: f64,
+}
+
+/// Generator self-check.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GeneratorHealth {
+    /// Offered rate (spans/s, whole run).
+    pub offered_spans_per_s: f64,
+    /// Achieved rate (spans/s sent, whole run).
+    pub achieved_spans_per_s: f64,
+    /// Schedule lag (intended → actual send), ms.
+    pub schedule_lag: Percentiles,
+    /// Generator CPU seconds during the run (this process, minus an embedded backend when
+    /// its share can be measured).
+    pub cpu_seconds: f64,
+    /// Cores the generator used on average.
+    pub cpu_cores: f64,
+    /// True when the generator, not the backend, limited the run.
+    pub bottleneck: bool,
+    /// Plain-language findings, most important first.
+    pub notes: Vec<String>,
+}
+
+/// Read-back verification.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Verification {
+    /// Traces sampled for read-back.
+    pub sampled_traces: u64,
+    /// Sampled traces found complete and unaltered.
+    pub complete_traces: u64,
+    /// Sampled traces never found.
+    pub missing_traces: u64,
+    /// Spans expected but not returned.
+    pub missing_spans: u64,
+    /// Spans returned that were not sent.
+    pub extra_spans: u64,
+    /// Spans returned with different content.
+    pub altered_spans: u64,
+    /// Estimated spans lost over the whole run (missing fraction × spans accepted).
+    pub estimated_lost_spans: u64,
+    /// Time from intended send to first successful read, ms.
+    pub time_to_queryable: Percentiles,
+    /// Traces checked by tag search.
+    pub search_checked: u64,
+    /// Of those, found by search.
+    pub search_found: u64,
+    /// Up to 10 example problems (`trace 5b8e…: 2 spans missing`).
+    pub examples: Vec<String>,
+}
+
+/// Query load results.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct QueryLoadResult {
+    /// Trace-by-id latency.
+    pub trace_by_id: Percentiles,
+    /// Trace-by-id errors.
+    pub trace_by_id_errors: u64,
+    /// Search latency.
+    pub search: Percentiles,
+    /// Search errors.
+    pub search_errors: u64,
+}
+
+/// Backend resources.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    /// How they were measured: `process` (pid), `metrics` (scraped) or `embedded`.
+    pub source: String,
+    /// One sample per second.
+    pub samples: Vec<ResourceSample>,
+    /// Backend CPU seconds during the run.
+    pub cpu_seconds: f64,
+    /// Average cores used.
+    pub avg_cores: f64,
+    /// Average RSS, bytes.
+    pub avg_rss_bytes: u64,
+    /// Peak RSS, bytes.
+    pub peak_rss_bytes: u64,
+    /// Spans accepted per backend CPU-second.
+    pub spans_per_core_second: f64,
+    /// RSS bytes per 1k spans/s of accepted rate.
+    pub rss_bytes_per_1k_spans_per_s: f64,
+    /// `tempo_discarded_spans_total` delta over the run, when scraped.
+    pub discarded_spans: Option<u64>,
+    /// `tempo_distributor_spans_received_total` delta over the run, when scraped.
+    pub received_spans: Option<u64>,
+}
+
+/// One resource sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResourceSample {
+    /// Seconds since start.
+    pub t: u32,
+    /// Cores used over the last second.
+    pub cpu_cores: f64,
+    /// RSS bytes.
+    pub rss_bytes: u64,
+}
+
+/// One threshold verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThresholdResult {
+    /// Threshold name (`export_p99`, …).
+    pub name: String,
+    /// Limit as text.
+    pub limit: String,
+    /// Actual value as text.
+    pub actual: String,
+    /// Held?
+    pub passed: bool,
+}
+
+/// Where the run happened.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    /// Host name.
+    pub host: String,
+    /// OS and architecture.
+    pub os: String,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Total memory, bytes.
+    pub memory_bytes: u64,
+}

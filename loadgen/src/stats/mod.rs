@@ -1,0 +1,3 @@
+//! Run statistics: HDR histograms and the per-second series.
+
+pub mod hist;
