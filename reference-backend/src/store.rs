@@ -92,10 +92,12 @@ impl BlockStore {
                     } else {
                         &s3.region
                     })
-                    .with_allow_http(s3.insecure)
                     .with_virtual_hosted_style_request(!s3.forcepathstyle)
                     .with_retry(retry_config())
-                    .with_client_options(client_options());
+                    // `with_client_options` replaces every client option, `allow_http`
+                    // included, so it must come first.
+                    .with_client_options(client_options())
+                    .with_allow_http(s3.insecure);
                 if !s3.endpoint.is_empty() {
                     let scheme = if s3.insecure { "http" } else { "https" };
                     let url = if s3.endpoint.contains("://") {
