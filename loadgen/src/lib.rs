@@ -2,12 +2,21 @@
 //! measures latency from the intended send time, reads traces back to prove nothing was
 //! lost, and writes reports people read and CI gates on. See the crate README.
 
+pub mod cli;
 pub mod error;
 pub mod exporter;
+pub mod progress;
 pub mod report;
+pub mod resources;
+pub mod run;
 pub mod scenario;
+pub mod scheduler;
 pub mod shapes;
 pub mod sink;
 pub mod stats;
+pub mod summary;
+pub mod target;
+pub mod verify;
+pub mod workload;
 
 pub use error::{Error, Result};

@@ -49,6 +49,9 @@ pub enum Target {
         /// e.g. tiny limits to show what loss looks like.
         #[serde(default)]
         backend_config: Option<String>,
+        /// Tenant sent as `X-Scope-OrgID` (for a backend_config with multitenancy on).
+        #[serde(default)]
+        tenant: Option<String>,
     },
     /// Any OTLP endpoint, optionally with Tempo's query API for read-back.
     Otlp {
@@ -83,6 +86,7 @@ impl Default for Target {
     fn default() -> Self {
         Target::Embedded {
             backend_config: None,
+            tenant: None,
         }
     }
 }
@@ -368,6 +372,11 @@ impl Serialize for HumanDuration {
     }
 }
 
+/// Finite and above zero (NaN is not).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
 impl Scenario {
     /// Read and validate a scenario file.
     pub fn load(path: &Path) -> Result<Self> {
@@ -403,16 +412,21 @@ impl Scenario {
             })
         };
         let r = &self.rate;
-        if r.stages.is_empty() && !(r.value > 0.0) {
+        if r.stages.is_empty() && !positive(r.value) {
             return bad("rate.value must be above 0 (or give rate.stages)".into());
         }
-        if r.stages.iter().any(|s| s.target < 0.0 || s.duration.0.is_zero()) {
+        if r.stages
+            .iter()
+            .any(|s| s.target < 0.0 || s.duration.0.is_zero())
+        {
             return bad("rate.stages: every stage needs a target ≥ 0 and a duration > 0".into());
         }
         if r.batch == 0 || r.max_in_flight == 0 || r.connections == 0 {
-            return bad("rate.batch, rate.max_in_flight and rate.connections must be above 0".into());
+            return bad(
+                "rate.batch, rate.max_in_flight and rate.connections must be above 0".into(),
+            );
         }
-        if self.workload.mix.is_empty() || self.workload.mix.iter().any(|m| !(m.weight > 0.0)) {
+        if self.workload.mix.is_empty() || self.workload.mix.iter().any(|m| !positive(m.weight)) {
             return bad("workload.mix needs at least one shape, each with a weight above 0".into());
         }
         for m in &self.workload.mix {
@@ -427,10 +441,10 @@ impl Scenario {
         if !(0.0..=1.0).contains(&self.verify.sample) {
             return bad("verify.sample must be between 0 and 1".into());
         }
-        if let Target::Otlp { endpoints, .. } = &self.target {
-            if endpoints.is_empty() {
-                return bad("target.endpoints needs at least one OTLP endpoint".into());
-            }
+        if let Target::Otlp { endpoints, .. } = &self.target
+            && endpoints.is_empty()
+        {
+            return bad("target.endpoints needs at least one OTLP endpoint".into());
         }
         Ok(())
     }

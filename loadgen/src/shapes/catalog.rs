@@ -1,10 +1,19 @@
-//! The shapes this build knows (stub until the shapes land).
+//! The shapes this build knows.
 
-use super::Shape;
+use super::{Flat, GoExample, HighCardinality, LargeTrace, Microservices, RandomTree, Shape};
+
+static SHAPES: [&dyn Shape; 6] = [
+    &GoExample,
+    &Microservices,
+    &Flat,
+    &RandomTree,
+    &LargeTrace,
+    &HighCardinality,
+];
 
 /// Every shape.
 pub fn shapes() -> &'static [&'static dyn Shape] {
-    &[]
+    &SHAPES
 }
 
 /// A shape by name.

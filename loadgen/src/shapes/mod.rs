@@ -6,10 +6,25 @@
 //! [`instantiate`] fills in the ids of `seq` and shifts times to `start_ns`. The wire
 //! exporter encodes each variant once and patches ids and times in the bytes
 //! ([`encoded::EncodedTemplate`]), which is what makes ≥ 1M spans/s per thread possible.
+//!
+//! Placeholder conventions are in [`placeholder`]; ids in [`ids`]. In every shape span 0
+//! is the root, so links to another trace's span 0 always point at a real span.
 
 pub mod encoded;
 pub mod ids;
+pub mod placeholder;
+
 mod catalog;
+mod flat;
+mod go_example;
+mod high_cardinality;
+mod kit;
+mod large_trace;
+mod microservices;
+mod random_tree;
+#[cfg(test)]
+mod tests;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +34,12 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use crate::scenario::SizeProfile;
 
 pub use catalog::{by_name, names, shapes};
+pub use flat::Flat;
+pub use go_example::GoExample;
+pub use high_cardinality::HighCardinality;
+pub use large_trace::LargeTrace;
+pub use microservices::Microservices;
+pub use random_tree::RandomTree;
 
 /// Distinct variants per shape; `seq % VARIANTS` picks one.
 pub const VARIANTS: u64 = 64;
@@ -42,7 +63,7 @@ pub struct ParamDoc {
 pub struct TemplatePart {
     /// Send this long after the trace's first part (0 for the main part; late parts > 0).
     pub delay: Duration,
-    /// Spans, with placeholder ids (see [`instantiate`]) and times relative to 0.
+    /// Spans, with placeholder ids (see [`placeholder`]) and times relative to 0.
     pub resource_spans: Vec<ResourceSpans>,
 }
 
@@ -74,9 +95,20 @@ pub trait Shape: Send + Sync {
     fn describe(&self) -> &'static str;
     /// Parameters and their defaults.
     fn params(&self) -> &'static [ParamDoc];
+    /// Distinct templates: `template(v)` equals `template(v % variants())`. Always a divisor
+    /// of [`VARIANTS`], so an exporter caching encoded templates may key them by
+    /// `seq % variants()` (large shapes keep fewer variants to bound that cache).
+    fn variants(&self) -> u64 {
+        VARIANTS
+    }
     /// The template of `variant` (0..VARIANTS). Deterministic in its inputs.
-    fn template(&self, seed: u64, variant: u64, profile: SizeProfile, params: &Params)
-    -> TraceTemplate;
+    fn template(
+        &self,
+        seed: u64,
+        variant: u64,
+        profile: SizeProfile,
+        params: &Params,
+    ) -> TraceTemplate;
 }
 
 /// Fill a template with the ids of `(seed, seq)` and shift its times by `start_ns`.

@@ -13,11 +13,17 @@ pub fn new_us() -> Histogram<u64> {
 }
 
 /// A histogram from 1 to `max`, 3 significant digits.
-#[allow(clippy::expect_used)]
 pub fn new_with_max(max: u64) -> Histogram<u64> {
+    new_with_max_sigfig(max, 3)
+}
+
+/// A histogram from 1 to `max` with `sigfig` (1–5, clamped) significant digits.
+#[allow(clippy::expect_used)]
+pub fn new_with_max_sigfig(max: u64, sigfig: u8) -> Histogram<u64> {
     // `new_with_bounds` only rejects low < 1, high < 2 * low or sigfig > 5; low is 1, high
-    // is at least 2 and sigfig is 3, so this cannot fail whatever the input.
-    Histogram::new_with_bounds(1, max.max(2), 3).expect("constant histogram bounds are valid")
+    // is at least 2 and sigfig is clamped, so this cannot fail whatever the input.
+    Histogram::new_with_bounds(1, max.max(2), sigfig.clamp(1, 5))
+        .expect("histogram bounds are valid by construction")
 }
 
 /// Record `value`, clamping into range.

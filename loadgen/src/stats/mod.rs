@@ -1,3 +1,4 @@
 //! Run statistics: HDR histograms and the per-second series.
 
 pub mod hist;
+pub mod recorder;

@@ -1,0 +1,336 @@
+//! `loadgen run`: one scenario against one target, from start to the written reports.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::info;
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::report::model::{
+    Environment, GeneratorHealth, Report, SCHEMA_VERSION, ScenarioInfo, ShardInfo, ThresholdResult,
+    Verification,
+};
+use crate::resources::Sampler;
+use crate::scenario::rate::RatePlan;
+use crate::scenario::{ExportMode, Scenario, Thresholds};
+use crate::scheduler::{self, Plan};
+use crate::stats::hist;
+use crate::stats::recorder::Recorder;
+use crate::target::{RunningTarget, TargetOverrides};
+use crate::verify::Verifier;
+use crate::workload::Mix;
+
+/// Everything `loadgen run` takes besides the scenario.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Scenario file path (for the report).
+    pub scenario_file: String,
+    /// Where reports go.
+    pub out: Option<PathBuf>,
+    /// Target overrides.
+    pub target: TargetOverrides,
+    /// `(index, count)` of this shard.
+    pub shard: Option<(u32, u32)>,
+    /// Show the live progress line.
+    pub progress: bool,
+}
+
+/// Run a scenario; returns the report (already written when `out` is set).
+pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
+    if scenario.rate.mode == ExportMode::Sdk {
+        return Err(Error::Usage(
+            "rate.mode: sdk runs through `loadgen bench-sdk`; scenarios use wire mode".into(),
+        ));
+    }
+    let mix = Arc::new(Mix::new(&scenario.workload)?);
+    let (shard_index, shard_count) = opts.shard.unwrap_or((0, 1));
+    let duration_s = scenario.duration().as_secs_f64();
+    let plan = RatePlan::new(&scenario.rate, duration_s, mix.mean_spans())
+        .scaled(1.0 / shard_count as f64);
+    let target = RunningTarget::start(&scenario.target, &scenario.rate, &opts.target).await?;
+    let exporter: Arc<dyn crate::exporter::Exporter> =
+        Arc::from(crate::exporter::wire(&target.exporter).await?);
+    let verifier = match (&target.query, scenario.verify.enabled) {
+        (Some(q), true) => Some(Arc::new(
+            Verifier::new(q.clone(), scenario.verify.clone()).await,
+        )),
+        _ => None,
+    };
+    let recorder = Arc::new(Recorder::new());
+    let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    let run_start_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    info!(scenario = %scenario.name, rate = %plan.describe(), target = %target.info.kind, "run starting");
+    let sampler = match &target.resources {
+        Some(src) => Some(Sampler::start(src.clone()).await),
+        None => None,
+    };
+    let cpu_before = crate::resources::process_cpu_seconds();
+    let progress = Progress::start(opts.progress, plan.duration(), recorder.clone());
+    let t0 = Instant::now();
+    let stats = scheduler::run(
+        Plan {
+            rate: plan.clone(),
+            batch: scenario.rate.batch,
+            max_in_flight: scenario.rate.max_in_flight,
+            shard: (shard_index as u64, shard_count as u64),
+            sample: if verifier.is_some() {
+                scenario.verify.sample
+            } else {
+                0.0
+            },
+            max_samples: scenario.verify.max_traces,
+        },
+        mix.clone(),
+        exporter,
+        recorder.clone(),
+        verifier.clone(),
+        run_start_ns,
+    )
+    .await;
+    let load_elapsed = t0.elapsed().as_secs_f64();
+    progress.finish();
+    let totals = recorder.totals();
+    let resources = match sampler {
+        Some(s) => s.finish(totals.spans_accepted).await,
+        None => None,
+    };
+    let mut cpu_generator = crate::resources::process_cpu_seconds() - cpu_before;
+    if let Some(r) = resources.as_ref().filter(|r| r.source == "embedded") {
+        cpu_generator -= r.cpu_seconds;
+    }
+    let verification = match &verifier {
+        Some(v) => {
+            info!("waiting for read-back checks");
+            let (ver, ttq) = v.finish(totals.spans_accepted).await;
+            Some((ver, hist::encode(&ttq)))
+        }
+        None => None,
+    };
+    let target_info = target.info.clone();
+    let (protocol, compression) = (target.exporter.protocol, target.exporter.compression);
+    target.stop().await?;
+
+    let mut histograms = recorder.histograms();
+    histograms.insert(
+        "generator_lag_us".into(),
+        hist::encode(&stats.generator_lag),
+    );
+    histograms.insert("backlog_wait_us".into(), hist::encode(&stats.backlog_wait));
+    let verification = verification.map(|(v, h)| {
+        histograms.insert("time_to_queryable_ms".into(), h);
+        v
+    });
+    let generator = health(
+        &plan,
+        totals.spans_sent,
+        load_elapsed,
+        &stats,
+        cpu_generator.max(0.0),
+    );
+    let latency = recorder.latency();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        scenario: ScenarioInfo {
+            protocol: enc(&protocol),
+            compression: enc(&compression),
+            ..scenario_info(&scenario, &plan, &mix, &opts.scenario_file)
+        },
+        target: target_info,
+        started_at,
+        duration_s: load_elapsed,
+        shards: vec![ShardInfo {
+            index: shard_index,
+            count: shard_count,
+            host: host_name(),
+        }],
+        totals,
+        latency,
+        series: recorder.series(),
+        generator,
+        verification,
+        query_load: None,
+        resources,
+        thresholds: Vec::new(),
+        passed: true,
+        environment: environment(),
+        histograms,
+    };
+    report.thresholds = evaluate(&scenario.thresholds, &report, scenario.verify.enabled);
+    report.passed = report.thresholds.iter().all(|t| t.passed);
+    if let Some(dir) = &opts.out {
+        let w = crate::report::write_all(&report, dir)?;
+        info!(json = %w.json.display(), markdown = %w.markdown.display(), html = %w.html.display(), "reports written");
+    }
+    Ok(report)
+}
+
+/// The serde name of a unit enum value (`typical`, `wire`, …).
+fn enc<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn scenario_info(s: &Scenario, plan: &RatePlan, mix: &Mix, file: &str) -> ScenarioInfo {
+    ScenarioInfo {
+        name: s.name.clone(),
+        description: s.description.clone(),
+        file: file.to_owned(),
+        seed: mix.seed(),
+        mix: s
+            .workload
+            .mix
+            .iter()
+            .map(|m| format!("{} ({}) ×{}", m.shape, enc(&m.profile), m.weight))
+            .collect(),
+        rate: plan.describe(),
+        peak_spans_per_s: plan.peak(),
+        batch: s.rate.batch,
+        protocol: String::new(),
+        compression: String::new(),
+        mode: enc(&s.rate.mode),
+        yaml: serde_saphyr::to_string(s).unwrap_or_default(),
+    }
+}
+
+fn health(
+    plan: &RatePlan,
+    spans_sent: u64,
+    elapsed: f64,
+    stats: &scheduler::SchedulerStats,
+    cpu: f64,
+) -> GeneratorHealth {
+    let offered = plan.total_spans() / plan.duration().max(1e-9);
+    let achieved = spans_sent as f64 / elapsed.max(1e-9);
+    let lag = hist::percentiles(&stats.generator_lag, 1000.0);
+    let backlog = hist::percentiles(&stats.backlog_wait, 1000.0);
+    let cores = cpu / elapsed.max(1e-9);
+    let mut notes = Vec::new();
+    let behind = achieved < offered * 0.95;
+    let generator_bound = lag.p99 > 100.0 || (behind && backlog.p99 < lag.p99);
+    if generator_bound {
+        notes.push(format!(
+            "the generator fell behind its schedule (production lag p99 {:.1} ms, max {:.1} ms) using {:.2} cores: the offered rate was not fully applied, so backend figures understate what it can take",
+            lag.p99, lag.max, cores
+        ));
+    }
+    if backlog.p99 > 10.0 {
+        notes.push(format!(
+            "requests waited for an in-flight slot (p99 {:.1} ms): the backend answered too slowly for max_in_flight; latency is still counted from the intended send time",
+            backlog.p99
+        ));
+    }
+    if behind {
+        notes.push(format!(
+            "achieved {achieved:.0} of {offered:.0} spans/s offered ({:.0} %)",
+            100.0 * achieved / offered.max(1e-9)
+        ));
+    }
+    GeneratorHealth {
+        offered_spans_per_s: offered,
+        achieved_spans_per_s: achieved,
+        schedule_lag: lag,
+        cpu_seconds: cpu,
+        cpu_cores: cores,
+        bottleneck: generator_bound,
+        notes,
+    }
+}
+
+fn fmt_ms(ms: f64) -> String {
+    format!("{ms:.1} ms")
+}
+
+/// Evaluate thresholds. With read-back on and no explicit `max_lost_spans`, any loss fails.
+pub fn evaluate(t: &Thresholds, r: &Report, verify_on: bool) -> Vec<ThresholdResult> {
+    let mut out = Vec::new();
+    if let Some(limit) = t.export_p99 {
+        let actual = r.latency.corrected.p99;
+        out.push(ThresholdResult {
+            name: "export_p99".into(),
+            limit: fmt_ms(limit.0.as_secs_f64() * 1000.0),
+            actual: fmt_ms(actual),
+            passed: actual <= limit.0.as_secs_f64() * 1000.0,
+        });
+    }
+    if let Some(limit) = t.error_rate {
+        let sent = r.totals.requests_sent.max(1) as f64;
+        let actual = (r.totals.requests_sent - r.totals.requests_ok) as f64 / sent;
+        out.push(ThresholdResult {
+            name: "error_rate".into(),
+            limit: format!("{limit:.4}"),
+            actual: format!("{actual:.4}"),
+            passed: actual <= limit,
+        });
+    }
+    let lost_limit = t.max_lost_spans.or(verify_on.then_some(0));
+    if let Some(limit) = lost_limit {
+        let actual = lost_spans(r.verification.as_ref()) + r.totals.spans_rejected_partial;
+        out.push(ThresholdResult {
+            name: "max_lost_spans".into(),
+            limit: limit.to_string(),
+            actual: actual.to_string(),
+            passed: actual <= limit,
+        });
+    }
+    if let (Some(limit), Some(v)) = (t.time_to_queryable_p99, &r.verification) {
+        let actual = v.time_to_queryable.p99;
+        out.push(ThresholdResult {
+            name: "time_to_queryable_p99".into(),
+            limit: fmt_ms(limit.0.as_secs_f64() * 1000.0),
+            actual: fmt_ms(actual),
+            passed: v.complete_traces > 0 && actual <= limit.0.as_secs_f64() * 1000.0,
+        });
+    }
+    if let Some(limit) = t.min_achieved_ratio {
+        let g = &r.generator;
+        let actual = g.achieved_spans_per_s / g.offered_spans_per_s.max(1e-9);
+        out.push(ThresholdResult {
+            name: "min_achieved_ratio".into(),
+            limit: format!("{limit:.3}"),
+            actual: format!("{actual:.3}"),
+            passed: actual >= limit,
+        });
+    }
+    out
+}
+
+/// Spans lost silently: read-back's estimate (at least what it saw missing).
+pub fn lost_spans(v: Option<&Verification>) -> u64 {
+    v.map_or(0, |v| v.estimated_lost_spans.max(v.missing_spans))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn environment() -> Environment {
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    Environment {
+        host: host_name(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes,
+    }
+}
+
+/// Time budget the CLI allows a run beyond its schedule (read-back, shutdown).
+pub fn grace(s: &Scenario) -> Duration {
+    s.verify.delay.0 + s.verify.timeout.0 + Duration::from_secs(60)
+}

@@ -1,0 +1,298 @@
+//! The open-loop scheduler.
+//!
+//! Request *k* is due when the rate plan says its spans are due; it is sent then whatever
+//! happened to earlier requests (open loop). When `max_in_flight` requests are pending the
+//! next one waits, and its latency still counts from its intended time (the coordinated
+//! omission correction). Two lags are kept apart: how late the generator itself produced a
+//! request (`generator lag`: CPU), and how long it then waited for an in-flight slot
+//! (`backend backlog`).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::exporter::{EncodedRequest, Exporter, OutcomeClass};
+use crate::scenario::rate::RatePlan;
+use crate::stats::hist;
+use crate::stats::recorder::{Observation, Recorder};
+use crate::verify::{Expected, Verifier};
+use crate::workload::{LatePart, Mix};
+
+/// What the scheduler needs.
+pub struct Plan {
+    /// Rate plan of this shard.
+    pub rate: RatePlan,
+    /// Spans per request (a target: trace parts are never split).
+    pub batch: usize,
+    /// Most requests in flight.
+    pub max_in_flight: usize,
+    /// This shard's index and the shard count (sequence numbers `index + k·count`).
+    pub shard: (u64, u64),
+    /// Fraction of traces read back.
+    pub sample: f64,
+    /// Most traces read back.
+    pub max_samples: usize,
+}
+
+/// A sampled trace waiting for all its parts to be acknowledged.
+struct Pending {
+    entry: usize,
+    start_ns: u64,
+    parts_left: usize,
+    failed: bool,
+    sent_at: Instant,
+}
+
+/// Health figures of the generator itself.
+pub struct SchedulerStats {
+    /// How late requests were produced (µs).
+    pub generator_lag: Histogram<u64>,
+    /// How long produced requests waited for an in-flight slot (µs).
+    pub backlog_wait: Histogram<u64>,
+    /// Traces started.
+    pub traces: u64,
+    /// Wall time of the schedule.
+    pub elapsed: Duration,
+}
+
+struct Shared {
+    recorder: Arc<Recorder>,
+    verifier: Option<Arc<Verifier>>,
+    mix: Arc<Mix>,
+    pending: Mutex<HashMap<u64, Pending>>,
+}
+
+/// Run the schedule to its end and wait for every request to finish.
+pub async fn run(
+    plan: Plan,
+    mix: Arc<Mix>,
+    exporter: Arc<dyn Exporter>,
+    recorder: Arc<Recorder>,
+    verifier: Option<Arc<Verifier>>,
+    run_start_unix_ns: u64,
+) -> SchedulerStats {
+    let shared = Arc::new(Shared {
+        recorder,
+        verifier,
+        mix: mix.clone(),
+        pending: Mutex::new(HashMap::new()),
+    });
+    let permits = Arc::new(Semaphore::new(plan.max_in_flight));
+    let mut gen_lag = hist::new_us();
+    let mut backlog = hist::new_us();
+    let (index, count) = plan.shard;
+    let mut next_seq = index;
+    let mut sampled = 0usize;
+    let mut cum_spans = 0.0f64;
+    let mut late: BinaryHeap<Reverse<LatePart>> = BinaryHeap::new();
+    let mut traces = 0u64;
+    let start = Instant::now();
+    let end_s = plan.rate.duration();
+    while let Some(due_s) = plan.rate.due(cum_spans + plan.batch as f64) {
+        let due_ns = (due_s * 1e9) as u64;
+        let mut buf: Vec<u8> = Vec::with_capacity(plan.batch * 512);
+        let mut spans = 0usize;
+        let mut carried: Vec<(u64, bool)> = Vec::new(); // (seq, sampled)
+        let mut new_traces = 0u64;
+        while late.peek().is_some_and(|Reverse(p)| p.due_ns <= due_ns) {
+            let Some(Reverse(p)) = late.pop() else { break };
+            let t = mix.encoded(p.entry, p.seq);
+            t.append_part(p.part, mix.seed(), p.seq, p.start_ns, &mut buf);
+            spans += t.part_spans(p.part);
+            carried.push((p.seq, shared.pending.lock().contains_key(&p.seq)));
+        }
+        while spans < plan.batch {
+            let seq = next_seq;
+            next_seq += count;
+            let entry = mix.entry_of(seq);
+            let t = mix.encoded(entry, seq);
+            let start_ns = run_start_unix_ns + due_ns;
+            t.append_part(0, mix.seed(), seq, start_ns, &mut buf);
+            spans += t.part_spans(0);
+            new_traces += 1;
+            let is_sampled = sampled < plan.max_samples && mix.sampled(seq, plan.sample);
+            if is_sampled {
+                sampled += 1;
+                shared.pending.lock().insert(
+                    seq,
+                    Pending {
+                        entry,
+                        start_ns,
+                        parts_left: t.part_count(),
+                        failed: false,
+                        sent_at: start + Duration::from_nanos(due_ns),
+                    },
+                );
+            }
+            carried.push((seq, is_sampled));
+            for part in 1..t.part_count() {
+                late.push(Reverse(LatePart {
+                    due_ns: due_ns + t.part_delay(part).as_nanos() as u64,
+                    seq,
+                    entry,
+                    part,
+                    start_ns,
+                }));
+            }
+        }
+        traces += new_traces;
+        cum_spans += spans as f64;
+        let intended = start + Duration::from_nanos(due_ns);
+        send(
+            &shared,
+            &permits,
+            &exporter,
+            buf,
+            spans,
+            carried,
+            intended,
+            due_s,
+            new_traces,
+            &mut gen_lag,
+            &mut backlog,
+        )
+        .await;
+    }
+    // Late parts still queued go out at their own times.
+    while let Some(Reverse(p)) = late.pop() {
+        let mut buf = Vec::new();
+        let t = mix.encoded(p.entry, p.seq);
+        t.append_part(p.part, mix.seed(), p.seq, p.start_ns, &mut buf);
+        let carried = vec![(p.seq, shared.pending.lock().contains_key(&p.seq))];
+        let due_s = p.due_ns as f64 / 1e9;
+        let intended = start + Duration::from_nanos(p.due_ns);
+        send(
+            &shared,
+            &permits,
+            &exporter,
+            buf,
+            t.part_spans(p.part),
+            carried,
+            intended,
+            due_s.min(end_s),
+            0,
+            &mut gen_lag,
+            &mut backlog,
+        )
+        .await;
+    }
+    // Wait for every in-flight request.
+    let _all = permits.acquire_many(plan.max_in_flight as u32).await;
+    SchedulerStats {
+        generator_lag: gen_lag,
+        backlog_wait: backlog,
+        traces,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Sleep until `t` with sub-millisecond accuracy: the timer wheel has 1 ms ticks, so sleep
+/// to just before and yield for the rest (a few hundred microseconds of spinning at most).
+async fn wait_until(t: Instant) {
+    const SPIN: Duration = Duration::from_micros(1500);
+    if let Some(early) = t.checked_sub(SPIN)
+        && early > Instant::now()
+    {
+        tokio::time::sleep_until(early.into()).await;
+    }
+    while Instant::now() < t {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    shared: &Arc<Shared>,
+    permits: &Arc<Semaphore>,
+    exporter: &Arc<dyn Exporter>,
+    buf: Vec<u8>,
+    spans: usize,
+    carried: Vec<(u64, bool)>,
+    intended: Instant,
+    due_s: f64,
+    new_traces: u64,
+    gen_lag: &mut Histogram<u64>,
+    backlog: &mut Histogram<u64>,
+) {
+    let second = due_s as u32;
+    shared.recorder.offered(second, spans as u64, new_traces);
+    wait_until(intended).await;
+    let ready = Instant::now();
+    hist::record(
+        gen_lag,
+        ready.saturating_duration_since(intended).as_micros() as u64,
+    );
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return;
+    };
+    let sent = Instant::now();
+    hist::record(
+        backlog,
+        sent.saturating_duration_since(ready).as_micros() as u64,
+    );
+    let (shared, exporter) = (shared.clone(), exporter.clone());
+    let bytes = buf.len() as u64;
+    tokio::spawn(async move {
+        let request = EncodedRequest {
+            body: Bytes::from(buf),
+            spans: spans as u32,
+        };
+        let result = exporter.send(request).await;
+        let done = Instant::now();
+        let ok = result.class == OutcomeClass::Ok;
+        shared.recorder.observe(&Observation {
+            second,
+            spans: spans as u64,
+            bytes,
+            corrected: done.saturating_duration_since(intended),
+            uncorrected: done.saturating_duration_since(sent),
+            lag: sent.saturating_duration_since(intended),
+            result,
+        });
+        drop(permit);
+        for (seq, sampled) in carried {
+            if sampled {
+                acknowledge(&shared, seq, ok);
+            }
+        }
+    });
+}
+
+/// One part of sampled trace `seq` finished; submit it for read-back once all did.
+fn acknowledge(shared: &Shared, seq: u64, ok: bool) {
+    let done = {
+        let mut pending = shared.pending.lock();
+        let Some(p) = pending.get_mut(&seq) else {
+            return;
+        };
+        p.parts_left = p.parts_left.saturating_sub(1);
+        p.failed |= !ok;
+        if p.parts_left > 0 {
+            return;
+        }
+        pending.remove(&seq)
+    };
+    let (Some(p), Some(verifier)) = (done, &shared.verifier) else {
+        return;
+    };
+    if p.failed {
+        // Refused at ingest: counted from the responses, not a read-back loss.
+        return;
+    }
+    let trace = shared.mix.generate(p.entry, seq, p.start_ns);
+    verifier.submit(Expected {
+        trace_id: trace.trace_id,
+        resource_spans: trace
+            .parts
+            .into_iter()
+            .flat_map(|part| part.resource_spans)
+            .collect(),
+        sent_at: p.sent_at,
+    });
+}
