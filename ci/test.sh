@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What CI runs: formatting, lints, then exactly the README's test command.
+# What CI runs: formatting, lints, exactly the README's test command, then the example
+# HTML report (written by the loadgen end-to-end test) loaded in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,4 +11,10 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test --workspace"
+# The loadgen end-to-end test also writes its reports here for the browser check below.
+export LOADGEN_EXAMPLE_REPORT_DIR="$PWD/target/ci-report"
+rm -rf "$LOADGEN_EXAMPLE_REPORT_DIR"
 cargo test --workspace --locked
+
+echo "== HTML report in headless Chromium"
+bash ci/check-report-html.sh "$LOADGEN_EXAMPLE_REPORT_DIR/report.html"
