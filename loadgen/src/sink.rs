@@ -285,7 +285,8 @@ fn router(state: Arc<SinkState>) -> Router {
         .with_state(state)
 }
 
-/// A running sink.
+/// A running sink. Dropping it without [`Sink::stop`] leaves it serving until its
+/// runtime shuts down.
 pub struct Sink {
     /// Where OTLP/gRPC is answered.
     pub grpc_addr: SocketAddr,
