@@ -11,6 +11,7 @@ pub mod resources;
 pub mod run;
 pub mod scenario;
 pub mod scheduler;
+pub mod sdk_run;
 pub mod shapes;
 pub mod sink;
 pub mod stats;

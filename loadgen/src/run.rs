@@ -6,7 +6,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::info;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::exporter::sdk::{SdkBatchConfig, SdkDriver};
 use crate::progress::Progress;
 use crate::report::model::{
     Environment, GeneratorHealth, Report, SCHEMA_VERSION, ScenarioInfo, ShardInfo, ThresholdResult,
@@ -19,7 +20,7 @@ use crate::scheduler::{self, Plan};
 use crate::stats::hist;
 use crate::stats::recorder::Recorder;
 use crate::target::{RunningTarget, TargetOverrides};
-use crate::verify::Verifier;
+use crate::verify::{Strictness, Verifier};
 use crate::workload::Mix;
 
 /// Everything `loadgen run` takes besides the scenario.
@@ -39,22 +40,22 @@ pub struct RunOptions {
 
 /// Run a scenario; returns the report (already written when `out` is set).
 pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
-    if scenario.rate.mode == ExportMode::Sdk {
-        return Err(Error::Usage(
-            "rate.mode: sdk runs through `loadgen bench-sdk`; scenarios use wire mode".into(),
-        ));
-    }
     let mix = Arc::new(Mix::new(&scenario.workload)?);
     let (shard_index, shard_count) = opts.shard.unwrap_or((0, 1));
     let duration_s = scenario.duration().as_secs_f64();
     let plan = RatePlan::new(&scenario.rate, duration_s, mix.mean_spans())
         .scaled(1.0 / shard_count as f64);
     let target = RunningTarget::start(&scenario.target, &scenario.rate, &opts.target).await?;
-    let exporter: Arc<dyn crate::exporter::Exporter> =
-        Arc::from(crate::exporter::wire(&target.exporter).await?);
     let verifier = match (&target.query, scenario.verify.enabled) {
         (Some(q), true) => Some(Arc::new(
-            Verifier::new(q.clone(), scenario.verify.clone()).await,
+            Verifier::new(
+                q.clone(),
+                scenario.verify.clone(),
+                Strictness {
+                    ignore_flags: scenario.rate.mode == ExportMode::Sdk,
+                },
+            )
+            .await,
         )),
         _ => None,
     };
@@ -71,26 +72,69 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
     let cpu_before = crate::resources::process_cpu_seconds();
     let progress = Progress::start(opts.progress, plan.duration(), recorder.clone());
     let t0 = Instant::now();
-    let stats = scheduler::run(
-        Plan {
-            rate: plan.clone(),
-            batch: scenario.rate.batch,
-            max_in_flight: scenario.rate.max_in_flight,
-            shard: (shard_index as u64, shard_count as u64),
-            sample: if verifier.is_some() {
-                scenario.verify.sample
-            } else {
-                0.0
-            },
-            max_samples: scenario.verify.max_traces,
+    let sched = Plan {
+        rate: plan.clone(),
+        batch: scenario.rate.batch,
+        max_in_flight: scenario.rate.max_in_flight,
+        shard: (shard_index as u64, shard_count as u64),
+        sample: if verifier.is_some() {
+            scenario.verify.sample
+        } else {
+            0.0
         },
-        mix.clone(),
-        exporter,
-        recorder.clone(),
-        verifier.clone(),
-        run_start_ns,
-    )
-    .await;
+        max_samples: scenario.verify.max_traces,
+    };
+    let mut sdk_note = None;
+    let stats = match scenario.rate.mode {
+        ExportMode::Wire => {
+            let exporter: Arc<dyn crate::exporter::Exporter> =
+                Arc::from(crate::exporter::wire(&target.exporter).await?);
+            scheduler::run(
+                sched,
+                mix.clone(),
+                exporter,
+                recorder.clone(),
+                verifier.clone(),
+                run_start_ns,
+            )
+            .await
+        }
+        ExportMode::Sdk => {
+            let s = &scenario.rate.sdk;
+            let driver = Arc::new(SdkDriver::new(
+                &target.exporter,
+                SdkBatchConfig {
+                    max_export_batch_size: s.max_export_batch_size,
+                    scheduled_delay: s.scheduled_delay.0,
+                    max_queue_size: s.max_queue_size,
+                    retries: true,
+                },
+                crate::sdk_run::observer(recorder.clone(), Instant::now()),
+            )?);
+            let st = crate::sdk_run::run(
+                sched,
+                mix.clone(),
+                driver.clone(),
+                recorder.clone(),
+                verifier.clone(),
+                run_start_ns,
+            )
+            .await;
+            let ds = driver.stats();
+            if ds.unexported() > 0 {
+                sdk_note = Some(format!(
+                    "the SDK batch processor never exported {} of {} spans created (queue full: rate.sdk.max_queue_size {}); an instrumented app loses these silently",
+                    ds.unexported(),
+                    ds.emitted,
+                    s.max_queue_size
+                ));
+            }
+            if let Err(e) = driver.shutdown().await {
+                tracing::warn!(error = %e, "sdk shutdown");
+            }
+            st
+        }
+    };
     let load_elapsed = t0.elapsed().as_secs_f64();
     progress.finish();
     let totals = recorder.totals();
@@ -124,13 +168,14 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
         histograms.insert("time_to_queryable_ms".into(), h);
         v
     });
-    let generator = health(
+    let mut generator = health(
         &plan,
         totals.spans_sent,
         load_elapsed,
         &stats,
         cpu_generator.max(0.0),
     );
+    generator.notes.extend(sdk_note);
     let latency = recorder.latency();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,

@@ -194,7 +194,7 @@ pub async fn run(
 
 /// Sleep until `t` with sub-millisecond accuracy: the timer wheel has 1 ms ticks, so sleep
 /// to just before and yield for the rest (a few hundred microseconds of spinning at most).
-async fn wait_until(t: Instant) {
+pub(crate) async fn wait_until(t: Instant) {
     const SPIN: Duration = Duration::from_micros(1500);
     if let Some(early) = t.checked_sub(SPIN)
         && early > Instant::now()
@@ -255,12 +255,14 @@ async fn send(
             lag: sent.saturating_duration_since(intended),
             result,
         });
-        drop(permit);
+        // Acknowledge before releasing the slot: the scheduler's final wait for every
+        // slot then also covers read-back submissions.
         for (seq, sampled) in carried {
             if sampled {
                 acknowledge(&shared, seq, ok);
             }
         }
+        drop(permit);
     });
 }
 

@@ -208,7 +208,14 @@ async fn start_embedded(extra: Option<&str>) -> Result<(Embedded, reference_back
     let dir = tempfile::tempdir().map_err(|e| Error::Target(format!("temp dir: {e}")))?;
     let mut cfg = match extra {
         Some(text) => reference_backend::Config::parse(text)?,
-        None => reference_backend::Config::default(),
+        None => {
+            // Cut blocks as Tempo 3.0's live-store does (30 s), so a run exercises block
+            // writes and the backend's memory stays flat instead of growing for 30 minutes.
+            let mut c = reference_backend::Config::default();
+            c.ingester.max_block_duration.0 = Duration::from_secs(30);
+            c.ingester.flush_check_period.0 = Duration::from_secs(1);
+            c
+        }
     };
     cfg.server.http_listen_address = "127.0.0.1".into();
     cfg.server.http_listen_port = 0;

@@ -40,7 +40,7 @@ pub struct Expected {
 }
 
 /// What one comparison found.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Diff {
     /// Expected spans the backend did not return.
     pub missing: u64,
@@ -48,6 +48,8 @@ pub struct Diff {
     pub extra: u64,
     /// Spans returned with different content.
     pub altered: u64,
+    /// What differed in the first altered span (`attributes`, `events`, …).
+    pub first_alteration: Option<&'static str>,
 }
 
 impl Diff {
@@ -57,23 +59,62 @@ impl Diff {
     }
 }
 
-type Keyed<'a> = HashMap<
-    &'a [u8],
-    (
-        Option<&'a Resource>,
-        Option<&'a InstrumentationScope>,
-        &'a Span,
-    ),
->;
+type Keyed = HashMap<Vec<u8>, (Option<Resource>, Option<InstrumentationScope>, Span)>;
 
-fn by_span_id(rs: &[ResourceSpans]) -> Keyed<'_> {
+/// How strictly spans are compared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Strictness {
+    /// Ignore span and link `flags` (the OpenTelemetry SDK sets them itself).
+    pub ignore_flags: bool,
+}
+
+fn sort_kvs(kvs: &mut [opentelemetry_proto::tonic::common::v1::KeyValue]) {
+    kvs.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+/// Attribute order carries no meaning in OTLP; backends and SDKs reorder freely.
+fn normalize(span: &Span, s: Strictness) -> Span {
+    let mut span = span.clone();
+    sort_kvs(&mut span.attributes);
+    for e in &mut span.events {
+        sort_kvs(&mut e.attributes);
+    }
+    for l in &mut span.links {
+        sort_kvs(&mut l.attributes);
+        if s.ignore_flags {
+            l.flags = 0;
+        }
+    }
+    if s.ignore_flags {
+        span.flags = 0;
+    }
+    // An unset status with no message means the same as no status at all.
+    if span
+        .status
+        .as_ref()
+        .is_some_and(|st| st.code == 0 && st.message.is_empty())
+    {
+        span.status = None;
+    }
+    span
+}
+
+fn by_span_id(rs: &[ResourceSpans], s: Strictness) -> Keyed {
     let mut out = HashMap::new();
     for r in rs {
-        for s in &r.scope_spans {
-            for span in &s.spans {
+        let mut resource = r.resource.clone();
+        if let Some(res) = resource.as_mut() {
+            sort_kvs(&mut res.attributes);
+        }
+        for ss in &r.scope_spans {
+            let mut scope = ss.scope.clone();
+            if let Some(sc) = scope.as_mut() {
+                sort_kvs(&mut sc.attributes);
+            }
+            for span in &ss.spans {
                 out.insert(
-                    span.span_id.as_slice(),
-                    (r.resource.as_ref(), s.scope.as_ref(), span),
+                    span.span_id.clone(),
+                    (resource.clone(), scope.clone(), normalize(span, s)),
                 );
             }
         }
@@ -81,16 +122,54 @@ fn by_span_id(rs: &[ResourceSpans]) -> Keyed<'_> {
     out
 }
 
+type Entry = (Option<Resource>, Option<InstrumentationScope>, Span);
+
+/// Name the first part of a span that differs.
+fn what_differs(w: &Entry, h: &Entry) -> &'static str {
+    let (ws, hs) = (&w.2, &h.2);
+    if w.0 != h.0 {
+        "resource"
+    } else if w.1 != h.1 {
+        "scope"
+    } else if ws.trace_id != hs.trace_id || ws.parent_span_id != hs.parent_span_id {
+        "ids"
+    } else if ws.name != hs.name || ws.kind != hs.kind {
+        "name or kind"
+    } else if ws.start_time_unix_nano != hs.start_time_unix_nano
+        || ws.end_time_unix_nano != hs.end_time_unix_nano
+    {
+        "times"
+    } else if ws.attributes != hs.attributes {
+        "attributes"
+    } else if ws.events != hs.events {
+        "events"
+    } else if ws.links != hs.links {
+        "links"
+    } else if ws.status != hs.status {
+        "status"
+    } else if ws.trace_state != hs.trace_state {
+        "trace_state"
+    } else if ws.flags != hs.flags {
+        "flags"
+    } else {
+        "dropped counts"
+    }
+}
+
 /// Compare what was sent with what came back, span by span (resource, scope and every
-/// span field: ids, names, times, attributes, events, links, status).
-pub fn compare(expected: &[ResourceSpans], got: &[ResourceSpans]) -> Diff {
-    let want = by_span_id(expected);
-    let have = by_span_id(got);
+/// span field: ids, names, times, attributes, events, links, status; attribute order is
+/// ignored).
+pub fn compare(expected: &[ResourceSpans], got: &[ResourceSpans], s: Strictness) -> Diff {
+    let want = by_span_id(expected, s);
+    let have = by_span_id(got, s);
     let mut d = Diff::default();
     for (id, w) in &want {
         match have.get(id) {
             None => d.missing += 1,
-            Some(h) if h != w => d.altered += 1,
+            Some(h) if h != w => {
+                d.altered += 1;
+                d.first_alteration.get_or_insert(what_differs(w, h));
+            }
             Some(_) => {}
         }
     }
@@ -110,6 +189,7 @@ struct State {
 pub struct Verifier {
     client: TempoClient,
     cfg: Verify,
+    strictness: Strictness,
     use_v2: bool,
     state: Arc<Mutex<State>>,
     permits: Arc<Semaphore>,
@@ -119,11 +199,12 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier against the query API behind `client`. Probes whether the target has
     /// Tempo's v2 trace API (it falls back to v1 when not).
-    pub async fn new(client: TempoClient, cfg: Verify) -> Self {
+    pub async fn new(client: TempoClient, cfg: Verify, strictness: Strictness) -> Self {
         let use_v2 = matches!(client.trace_raw("/api/v2/traces/1").await, Ok(r) if r.status == 200);
         Verifier {
             client,
             cfg,
+            strictness,
             use_v2,
             state: Arc::new(Mutex::new(State {
                 v: Verification::default(),
@@ -140,18 +221,19 @@ impl Verifier {
         let client = self.client.clone();
         let cfg = self.cfg.clone();
         let use_v2 = self.use_v2;
+        let strictness = self.strictness;
         let state = self.state.clone();
         let permits = self.permits.clone();
         {
             let mut g = self.state.lock();
             g.v.sampled_traces += 1;
-            g.sampled_spans += by_span_id(&e.resource_spans).len() as u64;
+            g.sampled_spans += count_spans(&e.resource_spans);
         }
         self.tasks.lock().spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let outcome = poll(&client, use_v2, &cfg, &e).await;
+            let outcome = poll(&client, use_v2, &cfg, &e, strictness).await;
             record(&state, &e, outcome, &cfg);
         });
     }
@@ -200,7 +282,13 @@ async fn fetch(
     }
 }
 
-async fn poll(client: &TempoClient, use_v2: bool, cfg: &Verify, e: &Expected) -> Polled {
+async fn poll(
+    client: &TempoClient,
+    use_v2: bool,
+    cfg: &Verify,
+    e: &Expected,
+    strictness: Strictness,
+) -> Polled {
     let deadline = e.sent_at + cfg.delay.0 + cfg.timeout.0;
     tokio::time::sleep_until((e.sent_at + cfg.delay.0).into()).await;
     let mut wait = Duration::from_millis(50);
@@ -209,7 +297,7 @@ async fn poll(client: &TempoClient, use_v2: bool, cfg: &Verify, e: &Expected) ->
     loop {
         match fetch(client, use_v2, &e.trace_id).await {
             Ok(Some(got)) => {
-                let diff = compare(&e.resource_spans, &got);
+                let diff = compare(&e.resource_spans, &got, strictness);
                 if diff.is_clean() {
                     return Polled::Found {
                         diff,
@@ -237,7 +325,7 @@ async fn poll(client: &TempoClient, use_v2: bool, cfg: &Verify, e: &Expected) ->
 }
 
 fn record(state: &Mutex<State>, e: &Expected, outcome: Polled, cfg: &Verify) {
-    let spans = by_span_id(&e.resource_spans).len() as u64;
+    let spans = count_spans(&e.resource_spans);
     let id = hex::encode(e.trace_id);
     let mut g = state.lock();
     let example = match outcome {
@@ -253,8 +341,13 @@ fn record(state: &Mutex<State>, e: &Expected, outcome: Polled, cfg: &Verify) {
             g.v.extra_spans += diff.extra;
             g.v.altered_spans += diff.altered;
             Some(format!(
-                "trace {id}: {} of {spans} spans missing, {} extra, {} altered",
-                diff.missing, diff.extra, diff.altered
+                "trace {id}: {} of {spans} spans missing, {} extra, {} altered{}",
+                diff.missing,
+                diff.extra,
+                diff.altered,
+                diff.first_alteration
+                    .map(|w| format!(" (first difference: {w})"))
+                    .unwrap_or_default()
             ))
         }
         Polled::NotFound { error } => {
@@ -273,5 +366,73 @@ fn record(state: &Mutex<State>, e: &Expected, outcome: Polled, cfg: &Verify) {
         && g.v.examples.len() < MAX_EXAMPLES
     {
         g.v.examples.push(x);
+    }
+}
+
+fn count_spans(rs: &[ResourceSpans]) -> u64 {
+    rs.iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len() as u64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Status};
+
+    fn kv(k: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("v".into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn rs(spans: Vec<Span>) -> Vec<ResourceSpans> {
+        vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]
+    }
+
+    fn span(id: u8, attrs: &[&str]) -> Span {
+        Span {
+            span_id: vec![id; 8],
+            attributes: attrs.iter().map(|a| kv(a)).collect(),
+            status: Some(Status::default()),
+            flags: 0x100,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_extra_and_altered_are_told_apart() {
+        let sent = rs(vec![span(1, &["a", "b"]), span(2, &["a"]), span(3, &[])]);
+        let got = rs(vec![span(1, &["b", "a"]), span(2, &[]), span(4, &[])]);
+        let d = compare(&sent, &got, Strictness::default());
+        assert_eq!((d.missing, d.extra, d.altered), (1, 1, 1));
+        assert_eq!(d.first_alteration, Some("attributes"));
+        assert!(compare(&sent, &sent, Strictness::default()).is_clean());
+    }
+
+    #[test]
+    fn sdk_owned_fields_are_ignored_only_when_asked() {
+        let sent = rs(vec![span(1, &[])]);
+        let mut back = span(1, &[]);
+        back.flags = 0x301;
+        back.status = None;
+        let got = rs(vec![back]);
+        let strict = compare(&sent, &got, Strictness::default());
+        assert_eq!(strict.first_alteration, Some("flags"));
+        let sdk = Strictness { ignore_flags: true };
+        assert!(compare(&sent, &got, sdk).is_clean());
     }
 }

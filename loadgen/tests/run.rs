@@ -276,3 +276,35 @@ verify: {{ sample: 0.1, delay: 50ms, timeout: 10s }}
     assert_eq!(m.totals.spans_accepted, sent);
     backend.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_mode_spans_go_through_the_real_pipeline_and_read_back() {
+    let yaml = r#"
+name: sdk-smoke
+target: { kind: embedded }
+rate:
+  value: 1000
+  duration: 2s
+  batch: 50
+  mode: sdk
+  sdk: { max_export_batch_size: 256, scheduled_delay: 200ms, max_queue_size: 8192 }
+workload:
+  seed: 4
+  mix:
+    - { shape: go-example }
+    - { shape: flat, params: { children: 3 } }
+verify: { sample: 0.2, delay: 50ms, timeout: 10s }
+"#;
+    let report = run(scenario(yaml), &RunOptions::default()).await.unwrap();
+    assert!(
+        report.passed,
+        "{:?} {:?}",
+        report.thresholds, report.generator.notes
+    );
+    let v = report.verification.as_ref().unwrap();
+    assert!(v.sampled_traces > 20);
+    assert_eq!(v.complete_traces, v.sampled_traces, "{v:?}");
+    assert_eq!(report.scenario.mode, "sdk");
+    assert!(report.totals.requests_sent > 0, "exports observed");
+    assert_eq!(report.totals.spans_accepted, report.totals.spans_sent);
+}

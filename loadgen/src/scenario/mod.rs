@@ -159,6 +159,44 @@ pub struct Rate {
     /// Per-request timeout.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Batch span processor settings (`mode: sdk` only).
+    #[serde(default)]
+    pub sdk: SdkSettings,
+}
+
+/// `rate.sdk`: the SDK batch span processor, with the SDK's own defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SdkSettings {
+    /// Spans per export.
+    #[serde(default = "default_sdk_batch")]
+    pub max_export_batch_size: usize,
+    /// Export at least this often.
+    #[serde(default = "default_sdk_delay")]
+    pub scheduled_delay: HumanDuration,
+    /// Queue length; the SDK drops spans past it (read-back shows the loss).
+    #[serde(default = "default_sdk_queue")]
+    pub max_queue_size: usize,
+}
+
+fn default_sdk_batch() -> usize {
+    512
+}
+fn default_sdk_delay() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+fn default_sdk_queue() -> usize {
+    2048
+}
+
+impl Default for SdkSettings {
+    fn default() -> Self {
+        SdkSettings {
+            max_export_batch_size: default_sdk_batch(),
+            scheduled_delay: default_sdk_delay(),
+            max_queue_size: default_sdk_queue(),
+        }
+    }
 }
 
 fn default_duration() -> HumanDuration {
