@@ -234,7 +234,14 @@ impl Verifier {
                 return;
             };
             let outcome = poll(&client, use_v2, &cfg, &e, strictness).await;
+            let found_clean = matches!(&outcome, Polled::Found { diff, .. } if diff.is_clean());
             record(&state, &e, outcome, &cfg);
+            if cfg.search && found_clean {
+                let found = found_by_search(&client, &e).await;
+                let mut g = state.lock();
+                g.v.search_checked += 1;
+                g.v.search_found += u64::from(found);
+            }
         });
     }
 
@@ -258,6 +265,38 @@ impl Verifier {
                 ((frac * spans_accepted as f64).round() as u64).max(v.missing_spans);
         }
         (v.clone(), ttq)
+    }
+}
+
+/// Does a tag search on the trace's root service (over the last hour) list the trace?
+async fn found_by_search(client: &TempoClient, e: &Expected) -> bool {
+    let service = e
+        .resource_spans
+        .iter()
+        .filter_map(|r| r.resource.as_ref())
+        .flat_map(|r| &r.attributes)
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => {
+                Some(s.clone())
+            }
+            _ => None,
+        });
+    let Some(service) = service else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as u32;
+    let req = tempo_api::search::SearchRequest::tags(format!("service.name={service}"))
+        .with_range(now.saturating_sub(3600), now + 60)
+        .with_limit(1000);
+    match client.search(&req).await {
+        Ok(resp) => resp.traces.iter().any(|t| {
+            tempo_api::trace_id::parse_trace_id(&t.trace_id).is_ok_and(|id| id == e.trace_id)
+        }),
+        Err(_) => false,
     }
 }
 
