@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod exporter;
 pub mod progress;
+pub mod query_load;
 pub mod report;
 pub mod resources;
 pub mod run;

@@ -9,14 +9,16 @@ use tracing::info;
 use crate::error::Result;
 use crate::exporter::sdk::{SdkBatchConfig, SdkDriver};
 use crate::progress::Progress;
+use crate::query_load::{self, QueryDriver};
 use crate::report::model::{
-    Environment, GeneratorHealth, Report, SCHEMA_VERSION, ScenarioInfo, ShardInfo, ThresholdResult,
-    Verification,
+    Environment, GeneratorHealth, QueryLoadResult, Report, SCHEMA_VERSION, ScenarioInfo, ShardInfo,
+    ThresholdResult, Verification,
 };
+use crate::report::sizing;
 use crate::resources::Sampler;
 use crate::scenario::rate::RatePlan;
 use crate::scenario::{ExportMode, Scenario, Thresholds};
-use crate::scheduler::{self, Plan};
+use crate::scheduler::{self, Plan, SeqWatermark};
 use crate::stats::hist;
 use crate::stats::recorder::Recorder;
 use crate::target::{RunningTarget, TargetOverrides};
@@ -69,6 +71,15 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
         Some(src) => Some(Sampler::start(src.clone()).await),
         None => None,
     };
+    let sent = Arc::new(SeqWatermark::default());
+    let (query_driver, query_skipped) = start_query_load(
+        &scenario,
+        &target,
+        &mix,
+        (shard_index as u64, shard_count as u64),
+        sent.clone(),
+    )
+    .await;
     let cpu_before = crate::resources::process_cpu_seconds();
     let progress = Progress::start(opts.progress, plan.duration(), recorder.clone());
     let t0 = Instant::now();
@@ -83,6 +94,7 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
             0.0
         },
         max_samples: scenario.verify.max_traces,
+        sent,
     };
     let mut sdk_note = None;
     let stats = match scenario.rate.mode {
@@ -137,6 +149,14 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
     };
     let load_elapsed = t0.elapsed().as_secs_f64();
     progress.finish();
+    let query_load = match query_driver {
+        Some((driver, notes)) => {
+            let (mut result, hists) = driver.finish().await;
+            result.notes.splice(0..0, notes);
+            Some((result, hists))
+        }
+        None => query_skipped.map(|r| (r, Default::default())),
+    };
     let totals = recorder.totals();
     let resources = match sampler {
         Some(s) => s.finish(totals.spans_accepted).await,
@@ -168,6 +188,10 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
         histograms.insert("time_to_queryable_ms".into(), h);
         v
     });
+    let query_load = query_load.map(|(q, h)| {
+        histograms.extend(h);
+        q
+    });
     let mut generator = health(
         &plan,
         totals.spans_sent,
@@ -198,13 +222,29 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
         series: recorder.series(),
         generator,
         verification,
-        query_load: None,
+        query_load,
+        sizing: None,
         resources,
         thresholds: Vec::new(),
         passed: true,
         environment: environment(),
         histograms,
     };
+    report.sizing = scenario.sizing.as_ref().map(|z| {
+        let p99_limit = scenario
+            .thresholds
+            .export_p99
+            .map(|d| d.0.as_secs_f64() * 1000.0);
+        let mut s = sizing::plan(&plan.holds(), z.target_spans_per_s, z.headroom, p99_limit);
+        sizing::measure(&mut s, &report.series, report.resources.as_ref());
+        if shard_count > 1 {
+            s.notes.push(format!(
+                "this shard offered 1/{shard_count} of the load: merge the shards' reports \
+                 (loadgen merge) to size from the whole run"
+            ));
+        }
+        s
+    });
     report.thresholds = evaluate(&scenario.thresholds, &report, scenario.verify.enabled);
     report.passed = report.thresholds.iter().all(|t| t.passed);
     if let Some(dir) = &opts.out {
@@ -212,6 +252,45 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
         info!(json = %w.json.display(), markdown = %w.markdown.display(), html = %w.html.display(), "reports written");
     }
     Ok(report)
+}
+
+/// Start the query-load driver when the scenario asks for one. Returns the driver with notes
+/// for its report, or the report of a query load that cannot run.
+async fn start_query_load(
+    scenario: &Scenario,
+    target: &RunningTarget,
+    mix: &Mix,
+    shard: (u64, u64),
+    sent: Arc<SeqWatermark>,
+) -> (Option<(QueryDriver, Vec<String>)>, Option<QueryLoadResult>) {
+    let Some(q) = &scenario.query_load else {
+        return (None, None);
+    };
+    let Some(client) = &target.query else {
+        let note = "query load skipped: the target has no query URL (set target.query or \
+                    --query)";
+        return (None, Some(query_load::skipped(q, note.to_owned())));
+    };
+    let mut rates = q.clone();
+    let mut notes = Vec::new();
+    if scenario.rate.mode == ExportMode::Sdk && rates.trace_by_id_per_second > 0.0 {
+        rates.trace_by_id_per_second = 0.0;
+        notes.push(
+            "trace-by-id lookups skipped: in sdk mode the SDK decides when spans are sent, so \
+             loadgen cannot tell which traces were acknowledged"
+                .to_owned(),
+        );
+    }
+    let services = query_load::services(mix);
+    let cfg = query_load::Config {
+        rates,
+        seed: mix.seed(),
+        shard,
+        sent,
+        services,
+    };
+    let driver = QueryDriver::start(client.clone(), cfg).await;
+    (Some((driver, notes)), None)
 }
 
 /// The serde name of a unit enum value (`typical`, `wire`, …).

@@ -10,6 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -38,6 +39,33 @@ pub struct Plan {
     pub sample: f64,
     /// Most traces read back.
     pub max_samples: usize,
+    /// Highest sequence number sent and acknowledged so far (shared with the query load).
+    pub sent: Arc<SeqWatermark>,
+}
+
+/// The highest sequence number whose request the backend accepted, shared between the
+/// scheduler (which raises it) and the query-load driver (which looks traces up below it).
+///
+/// It is raised when the answer arrives, not when the request leaves, so a trace below it
+/// was acknowledged, unless its own request failed, or is still in flight, while a later
+/// one was already accepted (requests are answered out of order).
+#[derive(Debug, Default)]
+pub struct SeqWatermark {
+    /// Highest sequence number + 1; 0 while nothing was acknowledged.
+    next: AtomicU64,
+}
+
+impl SeqWatermark {
+    /// Note that the request carrying trace `seq` was accepted.
+    pub fn record(&self, seq: u64) {
+        self.next
+            .fetch_max(seq.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// The highest acknowledged sequence number, if any.
+    pub fn highest(&self) -> Option<u64> {
+        self.next.load(Ordering::Relaxed).checked_sub(1)
+    }
 }
 
 /// A sampled trace waiting for all its parts to be acknowledged.
@@ -66,6 +94,7 @@ struct Shared {
     verifier: Option<Arc<Verifier>>,
     mix: Arc<Mix>,
     pending: Mutex<HashMap<u64, Pending>>,
+    sent: Arc<SeqWatermark>,
 }
 
 /// Run the schedule to its end and wait for every request to finish.
@@ -82,6 +111,7 @@ pub async fn run(
         verifier,
         mix: mix.clone(),
         pending: Mutex::new(HashMap::new()),
+        sent: plan.sent.clone(),
     });
     let permits = Arc::new(Semaphore::new(plan.max_in_flight));
     let mut gen_lag = hist::new_us();
@@ -246,6 +276,11 @@ async fn send(
         let result = exporter.send(request).await;
         let done = Instant::now();
         let ok = result.class == OutcomeClass::Ok;
+        if result.class.accepted()
+            && let Some(top) = carried.iter().map(|(seq, _)| *seq).max()
+        {
+            shared.sent.record(top);
+        }
         shared.recorder.observe(&Observation {
             second,
             spans: spans as u64,

@@ -80,5 +80,72 @@ pub fn summary_lines(r: &Report) -> String {
         }
         s.push('\n');
     }
+    if let Some(q) = &r.query_load {
+        let _ = writeln!(
+            s,
+            "queries: trace by id {} ok (p99 {:.1} ms), {} errors; search {} ok (p99 {:.1} ms), {} errors",
+            q.trace_by_id.count,
+            q.trace_by_id.p99,
+            q.trace_by_id_errors,
+            q.search.count,
+            q.search.p99,
+            q.search_errors
+        );
+        for n in &q.notes {
+            let _ = writeln!(s, "NOTE    {n}");
+        }
+    }
+    sizing_lines(r, &mut s);
     s.trim_end().to_owned()
+}
+
+/// `SIZING` headline and one line per step.
+fn sizing_lines(r: &Report, s: &mut String) {
+    let Some(z) = &r.sizing else {
+        return;
+    };
+    match z.highest_held_spans_per_s {
+        Some(h) => {
+            let _ = write!(s, "SIZING  highest rate that held: {h:.0} spans/s");
+            if let Some(c) = z.cpu_cores {
+                let _ = write!(s, " on {c:.2} cores");
+            }
+            if let Some(b) = z.rss_bytes {
+                let _ = write!(s, ", RSS {:.0} MiB", b as f64 / 1048576.0);
+            }
+            if let Some(x) = z.spans_per_core_second {
+                let _ = write!(s, ", {x:.0} spans per core-second");
+            }
+            if let (Some(n), Some(t)) = (z.nodes_needed, z.target_spans_per_s) {
+                let _ = write!(
+                    s,
+                    "; {n} nodes for {t:.0} spans/s at {:.0} % headroom",
+                    z.headroom * 100.0
+                );
+            }
+            s.push('\n');
+        }
+        None => {
+            let _ = writeln!(s, "SIZING  no step held");
+        }
+    }
+    for st in &z.steps {
+        let verdict = if st.held {
+            "held".to_owned()
+        } else {
+            format!("FAILED ({})", st.reasons.join("; "))
+        };
+        let _ = write!(
+            s,
+            "  step {:.0} spans/s: accepted {:.0}/s, p99 ≤ {:.1} ms",
+            st.offered_spans_per_s, st.accepted_spans_per_s, st.p99_upper_ms
+        );
+        if let Some(c) = st.cpu_cores {
+            let _ = write!(s, ", {c:.2} cores");
+        }
+        let _ = writeln!(s, ": {verdict}");
+    }
+    for n in &z.notes {
+        let _ = writeln!(s, "NOTE    {n}");
+    }
 }

@@ -17,6 +17,8 @@
 //!   `embedded`) measured the same processes, so their samples are averaged, not added;
 //!   shards with their own backends (`embedded`, or different endpoints) add up.
 //!   Spans per core-second and RSS per 1k spans/s are recomputed from the merged totals.
+//! - **Sizing** steps offer the sum of the shards' shares and are measured again from the
+//!   merged series and resources (so the per-step p99 stays an upper bound).
 //! - **Thresholds** cannot be re-evaluated without the scenario's limits: each threshold
 //!   keeps one row per name and limit, failed when any shard failed it, with every shard's
 //!   actual value; `passed` is true only when every shard passed.
@@ -197,14 +199,33 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
         .iter()
         .filter_map(|r| r.query_load.as_ref())
         .collect();
-    out.query_load = (!queries.is_empty()).then(|| super::model::QueryLoadResult {
-        trace_by_id: recompute("query_trace_by_id_us", 1000.0),
-        trace_by_id_errors: queries.iter().map(|q| q.trace_by_id_errors).sum(),
-        search: recompute("query_search_us", 1000.0),
-        search_errors: queries.iter().map(|q| q.search_errors).sum(),
+    out.query_load = (!queries.is_empty()).then(|| {
+        let mut error_messages = BTreeMap::new();
+        for q in &queries {
+            add_maps(&mut error_messages, &q.error_messages);
+        }
+        let mut notes: Vec<String> = Vec::new();
+        for q in &queries {
+            for n in &q.notes {
+                if !notes.contains(n) {
+                    notes.push(n.clone());
+                }
+            }
+        }
+        super::model::QueryLoadResult {
+            trace_by_id: recompute("query_trace_by_id_us", 1000.0),
+            trace_by_id_errors: queries.iter().map(|q| q.trace_by_id_errors).sum(),
+            search: recompute("query_search_us", 1000.0),
+            search_errors: queries.iter().map(|q| q.search_errors).sum(),
+            trace_by_id_per_second: queries.iter().map(|q| q.trace_by_id_per_second).sum(),
+            search_per_second: queries.iter().map(|q| q.search_per_second).sum(),
+            error_messages,
+            notes,
+        }
     });
 
     out.resources = merge_resources(reports, out.totals.spans_accepted, out.duration_s);
+    out.sizing = super::sizing::merge(reports, &out.series, out.resources.as_ref());
     out.thresholds = merge_thresholds(reports);
     out.passed = reports.iter().all(|r| r.passed) && out.thresholds.iter().all(|t| t.passed);
     out.environment = merge_environment(reports);

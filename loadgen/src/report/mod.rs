@@ -14,6 +14,7 @@ pub mod markdown;
 pub mod merge;
 pub mod model;
 mod sections;
+pub mod sizing;
 mod summary;
 mod svg;
 

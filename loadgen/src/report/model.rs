@@ -39,6 +39,9 @@ pub struct Report {
     pub verification: Option<Verification>,
     /// Query-load results, when configured.
     pub query_load: Option<QueryLoadResult>,
+    /// Cluster sizing from the hold stages, when the scenario asks for it.
+    #[serde(default)]
+    pub sizing: Option<SizingResult>,
     /// Backend CPU and memory, when measurable.
     pub resources: Option<Resources>,
     /// Threshold verdicts.
@@ -245,6 +248,80 @@ pub struct QueryLoadResult {
     pub search: Percentiles,
     /// Search errors.
     pub search_errors: u64,
+    /// Trace-by-id lookups offered per second.
+    #[serde(default)]
+    pub trace_by_id_per_second: f64,
+    /// Searches offered per second.
+    #[serde(default)]
+    pub search_per_second: f64,
+    /// Failed queries by kind and cause (`search: HTTP 404`), at most 10 causes.
+    #[serde(default)]
+    pub error_messages: BTreeMap<String, u64>,
+    /// Plain-language findings (why queries were skipped or not sent).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Cluster sizing: one step per hold stage, and what the highest step that held means.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SizingResult {
+    /// The load the cluster must take, spans/s, when given.
+    pub target_spans_per_s: Option<f64>,
+    /// Fraction of the highest passing rate kept free on each node.
+    pub headroom: f64,
+    /// `thresholds.export_p99` in ms, when set (a step's p99 must stay within it).
+    pub p99_limit_ms: Option<f64>,
+    /// Largest schedule lag a step may show, ms (more means requests left late: the
+    /// generator or the in-flight limit, not the backend's answers, set the pace).
+    pub lag_limit_ms: f64,
+    /// One row per hold stage, in time order.
+    pub steps: Vec<SizingStep>,
+    /// Offered rate of the highest step that held, spans/s.
+    pub highest_held_spans_per_s: Option<f64>,
+    /// Backend CPU cores at that step (average over its window).
+    pub cpu_cores: Option<f64>,
+    /// Backend RSS at that step (average over its window), bytes.
+    pub rss_bytes: Option<u64>,
+    /// Accepted spans per backend core-second at that step.
+    pub spans_per_core_second: Option<f64>,
+    /// `ceil(target / (highest held × (1 − headroom)))`, when a target is given.
+    pub nodes_needed: Option<u64>,
+    /// Plain-language caveats.
+    pub notes: Vec<String>,
+}
+
+/// One hold stage of a sizing run, measured over its window (the stage minus its first
+/// second, which is left to settle).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SizingStep {
+    /// Stage start, seconds since the run start.
+    pub stage_start_s: f64,
+    /// Stage end, seconds since the run start.
+    pub stage_end_s: f64,
+    /// Whole seconds measured (`[from, to)`).
+    pub window: (u32, u32),
+    /// Rate the stage held, spans/s.
+    pub offered_spans_per_s: f64,
+    /// Spans accepted per second over the window.
+    pub accepted_spans_per_s: f64,
+    /// Requests that failed in the window.
+    pub failed_requests: u64,
+    /// Largest per-second corrected p99 in the window, ms: an upper bound of the window's
+    /// p99 (per-second percentiles cannot be combined exactly).
+    pub p99_upper_ms: f64,
+    /// Largest schedule lag in the window, ms.
+    pub max_lag_ms: f64,
+    /// Backend CPU cores averaged over the window, when measured.
+    pub cpu_cores: Option<f64>,
+    /// Backend RSS averaged over the window, bytes, when measured.
+    pub rss_bytes: Option<u64>,
+    /// True when accepted ≥ 95 % of offered, no request failed, p99 stayed within the
+    /// limit and the schedule lag within its limit.
+    pub held: bool,
+    /// Why the step did not hold (empty when it held).
+    pub reasons: Vec<String>,
 }
 
 /// Backend resources.

@@ -1,5 +1,5 @@
 //! The body sections shared by the markdown and HTML renderings (scenario, summary tables,
-//! thresholds, verification, query load, environment).
+//! thresholds, verification, query load, sizing, environment).
 
 use super::format::{bytes, int, ms, num, pct, rate, ratio};
 use super::model::{Percentiles, Report};
@@ -310,17 +310,39 @@ pub(crate) fn query_section(r: &Report) -> Section {
                 row.push(int(errors));
                 row
             };
-            vec![Block::Table(Table {
-                header: [
-                    "Query", "p50", "p90", "p99", "p99.9", "max", "samples", "errors",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
-                rows: vec![
-                    qrow("Trace by ID", &q.trace_by_id, q.trace_by_id_errors),
-                    qrow("Search", &q.search, q.search_errors),
-                ],
-            })]
+            let mut b = vec![
+                Block::Text(format!(
+                    "Offered {} trace-by-id lookups/s (traces acknowledged at least 200 ms earlier) \
+                     and {} tag searches/s while ingesting. Latency counts from each query's \
+                     intended time (coordinated-omission corrected) and covers the queries \
+                     that succeeded; failures are counted apart.",
+                    rate(q.trace_by_id_per_second),
+                    rate(q.search_per_second)
+                )),
+                Block::Table(Table {
+                    header: [
+                        "Query", "p50", "p90", "p99", "p99.9", "max", "samples", "errors",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                    rows: vec![
+                        qrow("Trace by ID", &q.trace_by_id, q.trace_by_id_errors),
+                        qrow("Search", &q.search, q.search_errors),
+                    ],
+                }),
+            ];
+            if !q.error_messages.is_empty() {
+                b.push(Block::Table(Table {
+                    header: vec!["Query error".to_owned(), "Queries".to_owned()],
+                    rows: q
+                        .error_messages
+                        .iter()
+                        .map(|(m, n)| vec![m.clone(), int(*n)])
+                        .collect(),
+                }));
+            }
+            b.extend(q.notes.iter().map(|n| Block::Text(n.clone())));
+            b
         }
     };
     Section {
@@ -328,6 +350,112 @@ pub(crate) fn query_section(r: &Report) -> Section {
         title: "Query load".to_owned(),
         blocks,
     }
+}
+
+/// The sizing table, when the scenario asked for sizing.
+pub(crate) fn sizing_section(r: &Report) -> Option<Section> {
+    let z = r.sizing.as_ref()?;
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "not measured".to_owned());
+    let mut items = vec![kv(
+        "Highest rate that held",
+        z.highest_held_spans_per_s
+            .map_or("none".to_owned(), |h| format!("{} spans/s", rate(h))),
+    )];
+    if z.highest_held_spans_per_s.is_some() {
+        items.push(kv(
+            "Backend CPU at that rate",
+            opt(z.cpu_cores.map(|c| format!("{} cores", num(c, 2)))),
+        ));
+        items.push(kv(
+            "Backend RSS at that rate",
+            opt(z.rss_bytes.map(|b| bytes(b as f64))),
+        ));
+        items.push(kv(
+            "Spans per core-second at that rate",
+            opt(z.spans_per_core_second.map(rate)),
+        ));
+    }
+    items.push(kv("Headroom", format!("{} %", num(z.headroom * 100.0, 0))));
+    if let Some(t) = z.target_spans_per_s {
+        items.push(kv("Target", format!("{} spans/s", rate(t))));
+        items.push(kv(
+            "Nodes needed",
+            z.nodes_needed
+                .map_or("unknown (no step held)".to_owned(), |n| {
+                    format!(
+                        "{n} (each at ≤ {} % of its highest passing rate)",
+                        num(100.0 * (1.0 - z.headroom), 0)
+                    )
+                }),
+        ));
+    }
+    let mut blocks = vec![
+        Block::KeyValues(items),
+        Block::Text(format!(
+            "One row per hold stage, measured over its window (the stage minus its first \
+             second, left to settle). A step held when the backend accepted at least 95 % of \
+             the spans offered, no request failed{}, and requests left at most {} late. The \
+             p99 shown is the largest per-second corrected p99 in the window: an upper bound \
+             of the step's p99. CPU and RSS are averaged over the window.",
+            z.p99_limit_ms
+                .map(|l| format!(", p99 stayed within {}", ms(l)))
+                .unwrap_or_default(),
+            ms(z.lag_limit_ms)
+        )),
+        Block::Table(Table {
+            header: [
+                "Offered spans/s",
+                "Window",
+                "Accepted spans/s",
+                "Failed requests",
+                "p99 (upper bound)",
+                "Max lag",
+                "CPU cores",
+                "RSS",
+                "Held",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            rows: z
+                .steps
+                .iter()
+                .map(|s| {
+                    vec![
+                        rate(s.offered_spans_per_s),
+                        format!("{}–{} s", s.window.0, s.window.1),
+                        rate(s.accepted_spans_per_s),
+                        int(s.failed_requests),
+                        ms(s.p99_upper_ms),
+                        ms(s.max_lag_ms),
+                        s.cpu_cores.map_or("–".to_owned(), |c| num(c, 2)),
+                        s.rss_bytes.map_or("–".to_owned(), |b| bytes(b as f64)),
+                        if s.held { "held" } else { "FAIL" }.to_owned(),
+                    ]
+                })
+                .collect(),
+        }),
+    ];
+    let failed: Vec<Vec<String>> = z
+        .steps
+        .iter()
+        .filter(|s| !s.held)
+        .map(|s| vec![rate(s.offered_spans_per_s), s.reasons.join("; ")])
+        .collect();
+    if !failed.is_empty() {
+        blocks.push(Block::Table(Table {
+            header: vec![
+                "Step (spans/s)".to_owned(),
+                "Why it did not hold".to_owned(),
+            ],
+            rows: failed,
+        }));
+    }
+    blocks.extend(z.notes.iter().map(|n| Block::Text(format!("Note: {n}."))));
+    Some(Section {
+        id: "sizing",
+        title: "Sizing".to_owned(),
+        blocks,
+    })
 }
 
 pub(crate) fn environment_section(r: &Report) -> Section {

@@ -2,11 +2,11 @@
 //! make the numbers untrustworthy, and the summary sections. Both renderers walk the same
 //! [`Document`], so they cannot drift apart.
 
-use super::format::{int, pct, rate, ratio};
+use super::format::{bytes, int, num, pct, rate, ratio};
 use super::model::Report;
 use super::sections::{
-    environment_section, query_section, scenario_section, summary_section, thresholds_section,
-    verification_section,
+    environment_section, query_section, scenario_section, sizing_section, summary_section,
+    thresholds_section, verification_section,
 };
 
 /// How an alert should look.
@@ -125,14 +125,18 @@ pub(crate) fn build(r: &Report) -> Document {
             target_label(r)
         ),
         alerts,
-        sections: vec![
-            scenario_section(r),
-            summary_section(r),
-            thresholds_section(r),
-            verification_section(r),
-            query_section(r),
-            environment_section(r),
-        ],
+        sections: [
+            Some(scenario_section(r)),
+            Some(summary_section(r)),
+            sizing_section(r),
+            Some(thresholds_section(r)),
+            Some(verification_section(r)),
+            Some(query_section(r)),
+            Some(environment_section(r)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
     }
 }
 
@@ -165,6 +169,7 @@ pub(crate) fn failed_requests(r: &Report) -> u64 {
 
 fn alerts(r: &Report) -> Vec<Alert> {
     let mut out = vec![verdict_alert(r)];
+    out.extend(sizing_alert(r));
     loss_alerts(r, &mut out);
     generator_alerts(r, &mut out);
     error_alerts(r, &mut out);
@@ -207,6 +212,49 @@ fn verdict_alert(r: &Report) -> Alert {
         title: format!("All {total} thresholds held"),
         text: names.join(", "),
     }
+}
+
+/// One line: the highest rate that held, what it cost and the nodes it implies.
+fn sizing_alert(r: &Report) -> Option<Alert> {
+    let z = r.sizing.as_ref()?;
+    let Some(highest) = z.highest_held_spans_per_s else {
+        return Some(Alert {
+            level: Level::Warn,
+            title: "Sizing".to_owned(),
+            text: match z.steps.first() {
+                Some(s) => format!(
+                    "no step held, not even {} spans/s ({}): start lower",
+                    int(s.offered_spans_per_s.round() as u64),
+                    s.reasons.join("; ")
+                ),
+                None => "the rate has no hold stages to size from".to_owned(),
+            },
+        });
+    };
+    let mut text = format!(
+        "Highest rate that held: {} spans/s",
+        int(highest.round() as u64)
+    );
+    match (z.cpu_cores, z.rss_bytes) {
+        (Some(c), Some(b)) => {
+            text.push_str(&format!(" on {} cores, {} RSS", num(c, 1), bytes(b as f64)));
+        }
+        (Some(c), None) => text.push_str(&format!(" on {} cores", num(c, 1))),
+        _ => text.push_str(" (backend CPU not measured)"),
+    }
+    if let (Some(n), Some(t)) = (z.nodes_needed, z.target_spans_per_s) {
+        text.push_str(&format!(
+            "; {n} node{} for {} spans/s at {} % headroom",
+            if n == 1 { "" } else { "s" },
+            int(t.round() as u64),
+            num(z.headroom * 100.0, 0)
+        ));
+    }
+    Some(Alert {
+        level: Level::Info,
+        title: "Sizing".to_owned(),
+        text,
+    })
 }
 
 fn loss_alerts(r: &Report, out: &mut Vec<Alert>) {

@@ -1,6 +1,7 @@
 //! Scenario files: YAML, every section denies unknown keys (errors name the key, line and
 //! column), every field has a default and a doc comment. `validate` checks the rest.
 
+mod measure;
 pub mod rate;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+
+pub use measure::{QueryLoad, Sizing};
 
 /// A whole scenario file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,6 +37,9 @@ pub struct Scenario {
     /// Query requests sent alongside ingest.
     #[serde(default)]
     pub query_load: Option<QueryLoad>,
+    /// Cluster sizing from the hold stages.
+    #[serde(default)]
+    pub sizing: Option<Sizing>,
     /// Pass/fail gates for the exit code.
     #[serde(default)]
     pub thresholds: Thresholds,
@@ -358,18 +364,6 @@ impl Default for Verify {
     }
 }
 
-/// `query_load`: queries per second sent while ingesting.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct QueryLoad {
-    /// Trace-by-id lookups per second (ids of traces already sent).
-    #[serde(default)]
-    pub trace_by_id_per_second: f64,
-    /// Tag searches per second.
-    #[serde(default)]
-    pub search_per_second: f64,
-}
-
 /// `thresholds`: every set value is a gate; a run that crosses one exits non-zero.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -478,6 +472,12 @@ impl Scenario {
         }
         if !(0.0..=1.0).contains(&self.verify.sample) {
             return bad("verify.sample must be between 0 and 1".into());
+        }
+        if let Some(q) = &self.query_load {
+            q.check().or_else(bad)?;
+        }
+        if let Some(z) = &self.sizing {
+            z.check().or_else(bad)?;
         }
         if let Target::Otlp { endpoints, .. } = &self.target
             && endpoints.is_empty()

@@ -136,6 +136,29 @@ impl RatePlan {
         Some(s.start + tau.clamp(0.0, s.len))
     }
 
+    /// The stages that hold one rate, as `(start_s, end_s, spans_per_s)` in time order:
+    /// flat segments above zero, adjacent ones at the same rate joined (a constant rate is
+    /// one hold over the whole run). Ramps are left out.
+    pub fn holds(&self) -> Vec<(f64, f64, f64)> {
+        let mut out: Vec<(f64, f64, f64)> = Vec::new();
+        for s in &self.segments {
+            let flat = (s.from - s.to).abs() <= 1e-9 * s.from.abs().max(1.0);
+            if !flat || s.from <= 0.0 {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last)
+                    if (last.1 - s.start).abs() < 1e-9
+                        && (last.2 - s.from).abs() <= 1e-9 * s.from.max(1.0) =>
+                {
+                    last.1 = s.start + s.len;
+                }
+                _ => out.push((s.start, s.start + s.len, s.from)),
+            }
+        }
+        out
+    }
+
     /// Human description, e.g. `10000 spans/s for 30s`.
     pub fn describe(&self) -> String {
         match self.segments.as_slice() {
@@ -195,6 +218,23 @@ mod tests {
             let t = p.due(n).unwrap();
             assert!((p.spans_by(t) - n).abs() < 1e-6, "n={n}");
         }
+    }
+
+    #[test]
+    fn holds_are_the_flat_stages_with_neighbours_joined() {
+        let p = RatePlan::new(
+            &rate(
+                0.0,
+                vec![(100.0, 1), (100.0, 2), (100.0, 3), (300.0, 1), (300.0, 2)],
+            ),
+            0.0,
+            1.0,
+        );
+        assert_eq!(p.holds(), vec![(1.0, 6.0, 100.0), (7.0, 9.0, 300.0)]);
+        let c = RatePlan::new(&rate(50.0, vec![]), 4.0, 1.0).scaled(0.5);
+        assert_eq!(c.holds(), vec![(0.0, 4.0, 25.0)]);
+        let zero = RatePlan::new(&rate(0.0, vec![(0.0, 2), (10.0, 1)]), 0.0, 1.0);
+        assert!(zero.holds().is_empty());
     }
 
     #[test]
