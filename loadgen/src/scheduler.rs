@@ -133,7 +133,7 @@ pub async fn run(
         while late.peek().is_some_and(|Reverse(p)| p.due_ns <= due_ns) {
             let Some(Reverse(p)) = late.pop() else { break };
             let t = mix.encoded(p.entry, p.seq);
-            t.append_part(p.part, mix.seed(), p.seq, p.start_ns, &mut buf);
+            t.instantiate_into(p.part, mix.seed(), p.seq, p.start_ns, &mut buf);
             spans += t.part_spans(p.part);
             carried.push((p.seq, shared.pending.lock().contains_key(&p.seq)));
         }
@@ -143,7 +143,7 @@ pub async fn run(
             let entry = mix.entry_of(seq);
             let t = mix.encoded(entry, seq);
             let start_ns = run_start_unix_ns + due_ns;
-            t.append_part(0, mix.seed(), seq, start_ns, &mut buf);
+            t.instantiate_into(0, mix.seed(), seq, start_ns, &mut buf);
             spans += t.part_spans(0);
             new_traces += 1;
             let is_sampled = sampled < plan.max_samples && mix.sampled(seq, plan.sample);
@@ -193,7 +193,7 @@ pub async fn run(
     while let Some(Reverse(p)) = late.pop() {
         let mut buf = Vec::new();
         let t = mix.encoded(p.entry, p.seq);
-        t.append_part(p.part, mix.seed(), p.seq, p.start_ns, &mut buf);
+        t.instantiate_into(p.part, mix.seed(), p.seq, p.start_ns, &mut buf);
         let carried = vec![(p.seq, shared.pending.lock().contains_key(&p.seq))];
         let due_s = p.due_ns as f64 / 1e9;
         let intended = start + Duration::from_nanos(p.due_ns);

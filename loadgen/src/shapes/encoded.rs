@@ -260,18 +260,6 @@ impl EncodedTemplate {
         p.span_count
     }
 
-    /// Same as [`EncodedTemplate::instantiate_into`].
-    pub fn append_part(
-        &self,
-        part: usize,
-        seed: u64,
-        seq: u64,
-        start_ns: u64,
-        out: &mut Vec<u8>,
-    ) -> usize {
-        self.instantiate_into(part, seed, seq, start_ns, out)
-    }
-
     /// Number of parts.
     pub fn part_count(&self) -> usize {
         self.parts.len()
