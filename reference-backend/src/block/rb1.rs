@@ -66,14 +66,17 @@ pub fn encode(input: &BlockInput<'_>, s: &EncodingSettings) -> std::io::Result<E
     let mut page_first: Option<TraceId> = None;
     let mut page_last = [0u8; 16];
     let mut page_traces = 0u32;
-    let flush_page = |raw: &mut Vec<u8>,
-                      first: TraceId,
-                      last: TraceId,
-                      traces: u32,
-                      data: &mut Vec<u8>,
-                      pages: &mut Vec<PageEntry>|
+    // One compression context for all pages: a fresh context per page allocates and
+    // clears several MiB each time (same output as `zstd::bulk::compress`).
+    let mut compressor = zstd::bulk::Compressor::new(s.zstd_level)?;
+    let mut flush_page = |raw: &mut Vec<u8>,
+                          first: TraceId,
+                          last: TraceId,
+                          traces: u32,
+                          data: &mut Vec<u8>,
+                          pages: &mut Vec<PageEntry>|
      -> std::io::Result<()> {
-        let compressed = zstd::bulk::compress(raw, s.zstd_level)?;
+        let compressed = compressor.compress(raw)?;
         pages.push(PageEntry {
             first,
             last,
