@@ -114,7 +114,7 @@ pub fn truncate_attributes(req: &mut ExportTraceServiceRequest, max: usize) -> u
     cut
 }
 
-fn truncate_kvs(kvs: &mut [KeyValue], max: usize) -> u64 {
+pub(crate) fn truncate_kvs(kvs: &mut [KeyValue], max: usize) -> u64 {
     kvs.iter_mut()
         .filter_map(|kv| kv.value.as_mut())
         .map(|v| truncate_value(v, max))
@@ -153,77 +153,134 @@ pub fn split(mut req: ExportTraceServiceRequest, max_attribute_bytes: usize) -> 
 }
 
 /// Location of one span in the request: (resource, scope, span) indexes.
-type SpanAt = (usize, usize, usize);
+pub(crate) type SpanAt = (usize, usize, usize);
 
 /// Split a request whose ids are known to be valid.
 pub fn split_valid(req: &ExportTraceServiceRequest) -> SplitBatch {
-    let mut by_trace: HashMap<TraceId, Vec<SpanAt>> = HashMap::new();
-    let mut order: Vec<TraceId> = Vec::new();
-    let mut total = 0u64;
+    let mut groups = TraceGroups::default();
     for (ri, rs) in req.resource_spans.iter().enumerate() {
         for (si, ss) in rs.scope_spans.iter().enumerate() {
             for (pi, span) in ss.spans.iter().enumerate() {
-                let Ok(id) = <TraceId>::try_from(span.trace_id.as_slice()) else {
-                    continue;
-                };
-                total += 1;
-                by_trace
-                    .entry(id)
-                    .or_insert_with(|| {
-                        order.push(id);
-                        Vec::new()
-                    })
-                    .push((ri, si, pi));
+                if let Ok(id) = <TraceId>::try_from(span.trace_id.as_slice()) {
+                    groups.add(id, (ri, si, pi));
+                }
             }
         }
     }
-    // Encode each resource and scope header once; traces reuse the bytes.
-    let resource_heads: Vec<Vec<u8>> = req.resource_spans.iter().map(resource_head).collect();
-    let scope_heads: Vec<Vec<Vec<u8>>> = req
-        .resource_spans
-        .iter()
-        .map(|rs| rs.scope_spans.iter().map(scope_head).collect())
-        .collect();
-    let mut fragments = Vec::with_capacity(order.len());
-    for id in order {
-        let Some(at) = by_trace.get(&id) else {
-            continue;
-        };
-        fragments.push(encode_fragment(
-            id,
-            at,
-            &req.resource_spans,
-            &resource_heads,
-            &scope_heads,
-        ));
+    let source = DecodedSpans {
+        req,
+        resource_heads: req.resource_spans.iter().map(resource_head).collect(),
+        scope_heads: req
+            .resource_spans
+            .iter()
+            .map(|rs| rs.scope_spans.iter().map(scope_head).collect())
+            .collect(),
+    };
+    groups.assemble(&source)
+}
+
+/// Spans of a decoded request, re-encoded with prost.
+struct DecodedSpans<'a> {
+    req: &'a ExportTraceServiceRequest,
+    resource_heads: Vec<Vec<u8>>,
+    scope_heads: Vec<Vec<Vec<u8>>>,
+}
+
+impl DecodedSpans<'_> {
+    fn span(&self, (ri, si, pi): SpanAt) -> &Span {
+        &self.req.resource_spans[ri].scope_spans[si].spans[pi]
     }
-    SplitBatch {
-        fragments,
-        spans: total,
-        truncated_values: 0,
+}
+
+impl SpanSource for DecodedSpans<'_> {
+    fn resource_head(&self, ri: usize) -> &[u8] {
+        &self.resource_heads[ri]
+    }
+    fn scope_head(&self, ri: usize, si: usize) -> &[u8] {
+        &self.scope_heads[ri][si]
+    }
+    fn span_len(&self, at: SpanAt) -> usize {
+        self.span(at).encoded_len()
+    }
+    fn write_span(&self, at: SpanAt, out: &mut Vec<u8>) {
+        self.span(at).encode_raw(out);
+    }
+    fn times(&self, at: SpanAt) -> (u64, u64) {
+        let s = self.span(at);
+        (s.start_time_unix_nano, s.end_time_unix_nano)
+    }
+}
+
+/// Where the fragments' pieces come from: headers of resources and scopes, and spans.
+pub(crate) trait SpanSource {
+    /// Encoded fields of `ResourceSpans` `ri` other than `scope_spans`.
+    fn resource_head(&self, ri: usize) -> &[u8];
+    /// Encoded fields of `ScopeSpans` `(ri, si)` other than `spans`.
+    fn scope_head(&self, ri: usize, si: usize) -> &[u8];
+    /// Length of the span message.
+    fn span_len(&self, at: SpanAt) -> usize;
+    /// Append the span message (without tag and length).
+    fn write_span(&self, at: SpanAt, out: &mut Vec<u8>);
+    /// Start and end times (unix ns).
+    fn times(&self, at: SpanAt) -> (u64, u64);
+}
+
+/// Spans grouped by trace id, in first-seen order.
+#[derive(Default)]
+pub(crate) struct TraceGroups {
+    by_trace: HashMap<TraceId, Vec<SpanAt>>,
+    order: Vec<TraceId>,
+    total: u64,
+}
+
+impl TraceGroups {
+    /// Record that span `at` belongs to trace `id`.
+    pub(crate) fn add(&mut self, id: TraceId, at: SpanAt) {
+        self.total += 1;
+        let order = &mut self.order;
+        self.by_trace
+            .entry(id)
+            .or_insert_with(|| {
+                order.push(id);
+                Vec::new()
+            })
+            .push(at);
+    }
+
+    /// Encode one fragment per trace.
+    pub(crate) fn assemble(self, src: &impl SpanSource) -> SplitBatch {
+        let mut fragments = Vec::with_capacity(self.order.len());
+        for id in &self.order {
+            if let Some(at) = self.by_trace.get(id) {
+                fragments.push(encode_fragment(*id, at, src));
+            }
+        }
+        SplitBatch {
+            fragments,
+            spans: self.total,
+            truncated_values: 0,
+        }
     }
 }
 
 /// Fields of `ResourceSpans` other than `scope_spans` (resource = 1, schema_url = 3).
 fn resource_head(rs: &ResourceSpans) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(r) = &rs.resource {
-        prost::encoding::message::encode(1, r, &mut buf);
-    }
-    if !rs.schema_url.is_empty() {
-        prost::encoding::string::encode(3, &rs.schema_url, &mut buf);
-    }
-    buf
+    head(rs.resource.as_ref(), &rs.schema_url)
 }
 
 /// Fields of `ScopeSpans` other than `spans` (scope = 1, schema_url = 3).
 fn scope_head(ss: &opentelemetry_proto::tonic::trace::v1::ScopeSpans) -> Vec<u8> {
+    head(ss.scope.as_ref(), &ss.schema_url)
+}
+
+/// Field 1 (a message) and field 3 (schema URL) of a resource or scope container.
+pub(crate) fn head<M: Message>(field1: Option<&M>, schema_url: &str) -> Vec<u8> {
     let mut buf = Vec::new();
-    if let Some(s) = &ss.scope {
-        prost::encoding::message::encode(1, s, &mut buf);
+    if let Some(m) = field1 {
+        prost::encoding::message::encode(1, m, &mut buf);
     }
-    if !ss.schema_url.is_empty() {
-        prost::encoding::string::encode(3, &ss.schema_url, &mut buf);
+    if !schema_url.is_empty() {
+        prost::encoding::string::encode(3, &schema_url.to_owned(), &mut buf);
     }
     buf
 }
@@ -232,13 +289,7 @@ fn len_delimited_len(inner: usize) -> usize {
     1 + encoded_len_varint(inner as u64) + inner
 }
 
-fn encode_fragment(
-    id: TraceId,
-    at: &[SpanAt],
-    rss: &[ResourceSpans],
-    resource_heads: &[Vec<u8>],
-    scope_heads: &[Vec<Vec<u8>>],
-) -> Fragment {
+fn encode_fragment(id: TraceId, at: &[SpanAt], src: &impl SpanSource) -> Fragment {
     let mut bytes = Vec::new();
     let (mut start_ns, mut end_ns) = (u64::MAX, 0u64);
     // `at` is in request order, so spans of one resource (and one scope) are contiguous.
@@ -260,12 +311,12 @@ fn encode_fragment(
             .map(|&(si, from, to)| {
                 let spans: usize = at[from..to]
                     .iter()
-                    .map(|a| len_delimited_len(rss[ri].scope_spans[si].spans[a.2].encoded_len()))
+                    .map(|a| len_delimited_len(src.span_len(*a)))
                     .sum();
-                scope_heads[ri][si].len() + spans
+                src.scope_head(ri, si).len() + spans
             })
             .collect();
-        let body_len: usize = resource_heads[ri].len()
+        let body_len: usize = src.resource_head(ri).len()
             + scope_lens
                 .iter()
                 .map(|l| len_delimited_len(*l))
@@ -273,16 +324,18 @@ fn encode_fragment(
         bytes.reserve(len_delimited_len(body_len));
         encode_key(1, WireType::LengthDelimited, &mut bytes);
         encode_varint(body_len as u64, &mut bytes);
-        bytes.extend_from_slice(&resource_heads[ri]);
+        bytes.extend_from_slice(src.resource_head(ri));
         for (&(si, from, to), &len) in scopes.iter().zip(&scope_lens) {
             encode_key(2, WireType::LengthDelimited, &mut bytes);
             encode_varint(len as u64, &mut bytes);
-            bytes.extend_from_slice(&scope_heads[ri][si]);
+            bytes.extend_from_slice(src.scope_head(ri, si));
             for a in &at[from..to] {
-                let span = &rss[ri].scope_spans[si].spans[a.2];
-                start_ns = start_ns.min(span.start_time_unix_nano);
-                end_ns = end_ns.max(span.end_time_unix_nano);
-                prost::encoding::message::encode(2, span, &mut bytes);
+                let (s, e) = src.times(*a);
+                start_ns = start_ns.min(s);
+                end_ns = end_ns.max(e);
+                encode_key(2, WireType::LengthDelimited, &mut bytes);
+                encode_varint(src.span_len(*a) as u64, &mut bytes);
+                src.write_span(*a, &mut bytes);
             }
         }
         i = r_end;
