@@ -1,10 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Component benchmarks of the write and read paths:
 //!
-//! * `otlp_split` — decode + validate + split one 100-span OTLP protobuf request
-//!   (10 traces × 10 typical ~400-byte spans); plus `wire_split_upper_bound`, a split that
-//!   does not decode span contents (see `wire_split`), to show what a wire-level splitter
-//!   could reach;
+//! * `otlp_split` — split one 100-span OTLP protobuf request (10 traces × 10 typical
+//!   ~400-byte spans) the way ingest does (`wire_split`: framing decoded, spans validated
+//!   and copied as bytes), and the decoding split used for OTLP/JSON bodies;
 //! * `wal_append` — WAL append with fdatasync: one append at a time, and 32 concurrent
 //!   appends sharing group commits; each append is the fragments of one 100-span request;
 //! * `rb1_encode` — `rb1::encode` of a 10,000-trace block (1-span and 10-span traces);
@@ -28,6 +27,7 @@ use reference_backend::block::rb1::{self, Rb1};
 use reference_backend::block::{BlockFormat, BlockInput, EncodingSettings, TraceRecord};
 use reference_backend::config::{Backend, LocalConfig, TraceStorageConfig};
 use reference_backend::ingest::batch::{self, Fragment};
+use reference_backend::ingest::wire_split;
 use reference_backend::metrics::Metrics;
 use reference_backend::store::BlockStore;
 use reference_backend::wal::Wal;
@@ -61,6 +61,14 @@ fn otlp_split(c: &mut Criterion) {
     let mut g = c.benchmark_group("otlp_split");
     g.throughput(Throughput::Elements(100));
     g.sample_size(50).measurement_time(Duration::from_secs(5));
+    // The ingest path: framing decoded, spans validated by the walker and copied as bytes.
+    g.bench_function("wire_split_100_spans", |b| {
+        b.iter(|| {
+            let (_, r) = wire_split::split_protobuf(black_box(body.clone()), MAX_ATTR).unwrap();
+            black_box(r.unwrap())
+        })
+    });
+    // The decoding path (used for OTLP/JSON bodies, and before the wire split existed).
     g.bench_function("decode_validate_split_100_spans", |b| {
         b.iter(|| {
             let req = batch::decode_protobuf(black_box(&body)).unwrap();
@@ -68,143 +76,13 @@ fn otlp_split(c: &mut Criterion) {
         })
     });
     let reference = batch::split(batch::decode_protobuf(&body).unwrap(), MAX_ATTR).unwrap();
-    let wire = wire_split::split(body.clone());
-    assert_eq!(wire.len(), reference.fragments.len());
-    for (w, r) in wire.iter().zip(&reference.fragments) {
-        assert_eq!((w.0, &w.1), (r.trace_id, &r.bytes), "same fragments");
-    }
-    g.bench_function("wire_split_upper_bound_100_spans", |b| {
-        b.iter(|| black_box(wire_split::split(black_box(body.clone()))))
-    });
+    let (_, wire) = wire_split::split_protobuf(body.clone(), MAX_ATTR).unwrap();
+    assert_eq!(
+        wire.unwrap().fragments,
+        reference.fragments,
+        "same fragments"
+    );
     g.finish();
-}
-
-/// What a wire-level splitter costs: request, resource and scope framing are decoded with
-/// spans kept as raw bytes (zero-copy `Bytes` slices), and only the fields the split needs
-/// (trace id, span id) are read from each span. It does NOT validate span contents
-/// (nested wire structure, UTF-8, attribute lengths for truncation), which a real
-/// implementation must add, so this is an upper bound. For a canonically encoded request
-/// it yields the same fragment bytes as `batch::split`.
-mod wire_split {
-    use bytes::Bytes;
-    use prost::Message;
-    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
-    use tempo_api::trace_id::TraceId;
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RawRequest {
-        #[prost(message, repeated, tag = "1")]
-        resource_spans: Vec<RawResourceSpans>,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RawResourceSpans {
-        #[prost(bytes = "bytes", optional, tag = "1")]
-        resource: Option<Bytes>,
-        #[prost(message, repeated, tag = "2")]
-        scope_spans: Vec<RawScopeSpans>,
-        #[prost(string, tag = "3")]
-        schema_url: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RawScopeSpans {
-        #[prost(bytes = "bytes", optional, tag = "1")]
-        scope: Option<Bytes>,
-        #[prost(bytes = "bytes", repeated, tag = "2")]
-        spans: Vec<Bytes>,
-        #[prost(string, tag = "3")]
-        schema_url: String,
-    }
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct SpanIds {
-        #[prost(bytes = "bytes", tag = "1")]
-        trace_id: Bytes,
-        #[prost(bytes = "bytes", tag = "2")]
-        span_id: Bytes,
-    }
-
-    fn head(message: &Option<Bytes>, schema_url: &str, out: &mut Vec<u8>) {
-        if let Some(m) = message {
-            encode_key(1, WireType::LengthDelimited, out);
-            encode_varint(m.len() as u64, out);
-            out.extend_from_slice(m);
-        }
-        if !schema_url.is_empty() {
-            prost::encoding::string::encode(3, &schema_url.to_owned(), out);
-        }
-    }
-
-    fn len_delimited(inner: usize) -> usize {
-        1 + encoded_len_varint(inner as u64) + inner
-    }
-
-    /// Fragments `(trace id, TracesData field-1 bytes)` in first-seen order.
-    pub fn split(body: Bytes) -> Vec<(TraceId, Vec<u8>)> {
-        let req = RawRequest::decode(body).unwrap();
-        // (trace, resource, scope, span) in request order.
-        let mut at: Vec<(TraceId, usize, usize, usize)> = Vec::new();
-        for (ri, rs) in req.resource_spans.iter().enumerate() {
-            for (si, ss) in rs.scope_spans.iter().enumerate() {
-                for (pi, span) in ss.spans.iter().enumerate() {
-                    let ids = SpanIds::decode(span.clone()).unwrap();
-                    assert!(ids.span_id.len() == 8 && ids.span_id.iter().any(|b| *b != 0));
-                    at.push((ids.trace_id.as_ref().try_into().unwrap(), ri, si, pi));
-                }
-            }
-        }
-        let mut order: Vec<TraceId> = Vec::new();
-        let mut by: std::collections::HashMap<TraceId, Vec<usize>> = Default::default();
-        for (i, a) in at.iter().enumerate() {
-            by.entry(a.0)
-                .or_insert_with(|| {
-                    order.push(a.0);
-                    Vec::new()
-                })
-                .push(i);
-        }
-        let mut out = Vec::with_capacity(order.len());
-        for id in order {
-            let idx = &by[&id];
-            let mut bytes = Vec::new();
-            let mut i = 0;
-            while i < idx.len() {
-                let ri = at[idx[i]].1;
-                let rs = &req.resource_spans[ri];
-                let r_end = i + idx[i..].iter().take_while(|&&k| at[k].1 == ri).count();
-                let mut rhead = Vec::new();
-                head(&rs.resource, &rs.schema_url, &mut rhead);
-                let mut scopes: Vec<Vec<u8>> = Vec::new();
-                let mut j = i;
-                while j < r_end {
-                    let si = at[idx[j]].2;
-                    let ss = &rs.scope_spans[si];
-                    let s_end = j + idx[j..r_end].iter().take_while(|&&k| at[k].2 == si).count();
-                    let mut sbody = Vec::new();
-                    head(&ss.scope, &ss.schema_url, &mut sbody);
-                    for &k in &idx[j..s_end] {
-                        let span = &ss.spans[at[k].3];
-                        encode_key(2, WireType::LengthDelimited, &mut sbody);
-                        encode_varint(span.len() as u64, &mut sbody);
-                        sbody.extend_from_slice(span);
-                    }
-                    scopes.push(sbody);
-                    j = s_end;
-                }
-                let body_len =
-                    rhead.len() + scopes.iter().map(|s| len_delimited(s.len())).sum::<usize>();
-                encode_key(1, WireType::LengthDelimited, &mut bytes);
-                encode_varint(body_len as u64, &mut bytes);
-                bytes.extend_from_slice(&rhead);
-                for s in scopes {
-                    encode_key(2, WireType::LengthDelimited, &mut bytes);
-                    encode_varint(s.len() as u64, &mut bytes);
-                    bytes.extend_from_slice(&s);
-                }
-                i = r_end;
-            }
-            out.push((id, bytes));
-        }
-        out
-    }
 }
 
 fn wal_append(c: &mut Criterion) {
