@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -228,15 +228,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// How long `/flush` waits for blocks to be written before answering 503.
-const FLUSH_WAIT: Duration = Duration::from_secs(30);
-
 async fn flush(State(state): State<Arc<AppState>>) -> Response {
     let core = match state.core() {
         Ok(c) => c,
         Err(e) => return error_response(&e),
     };
-    match core.flusher.flush_all(FLUSH_WAIT).await {
+    let wait = state.config.ingester.flush_wait_timeout.get();
+    match core.flusher.flush_all(wait).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error_response(&e),
     }

@@ -146,6 +146,9 @@ pub struct IngesterConfig {
     pub flush_retry_backoff: HumanDuration,
     /// Longest delay between retries of a failed flush.
     pub flush_retry_max_backoff: HumanDuration,
+    /// How long `/flush` waits for its blocks to be written before answering 503 (the
+    /// blocks stay queued and retried; their data stays in the WAL).
+    pub flush_wait_timeout: HumanDuration,
 }
 
 impl Default for IngesterConfig {
@@ -158,6 +161,7 @@ impl Default for IngesterConfig {
             max_memory_bytes: ByteSize::gib(1),
             flush_retry_backoff: HumanDuration(Duration::from_millis(100)),
             flush_retry_max_backoff: HumanDuration(Duration::from_secs(10)),
+            flush_wait_timeout: HumanDuration(Duration::from_secs(30)),
         }
     }
 }

@@ -174,8 +174,8 @@ async fn s3_blocks_round_trip() {
     s3.create_bucket("refused").unwrap();
     let creds = s3.config().clone();
 
-    // A backend with a wrong secret: its flush must fail, not silently succeed. /flush only
-    // answers (503) after 30 s, so it runs in the background while the rest goes on.
+    // A backend with a wrong secret: its flush must fail, not silently succeed. /flush
+    // answers 503 once `flush_wait_timeout` passes; it runs in the background meanwhile.
     let mut bad_creds = creds.clone();
     bad_creds.secret_key = "not-the-secret".into();
     let mut bad_cfg = s3_config(
@@ -187,6 +187,7 @@ async fn s3_blocks_round_trip() {
     bad_cfg.ingester.flush_retry_backoff.0 = Duration::from_millis(50);
     bad_cfg.ingester.flush_retry_max_backoff.0 = Duration::from_millis(500);
     bad_cfg.server.graceful_shutdown_timeout.0 = Duration::from_secs(1);
+    bad_cfg.ingester.flush_wait_timeout.0 = Duration::from_secs(2);
     let bad = start(bad_cfg).await;
     ingest(&bad, 9000, 2).await;
     let bad_http = bad.addrs.http;
