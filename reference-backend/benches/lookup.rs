@@ -32,40 +32,15 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn config_yaml(dir: &std::path::Path) -> String {
-    format!(
-        "server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-  graceful_shutdown_timeout: 5s
-distributor:
-  receivers:
-    otlp:
-      protocols:
-        grpc:
-          endpoint: 127.0.0.1:0
-        http:
-          endpoint: 127.0.0.1:0
-ingester:
-  trace_idle_period: 30s
+    // Nothing is cut on its own: the bench decides when blocks are written (/flush).
+    common::backend_yaml(
+        dir,
+        "trace_idle_period: 30s
   max_block_duration: 1h
   max_block_bytes: 1GiB
   flush_check_period: 1s
-  max_memory_bytes: 4GiB
-storage:
-  trace:
-    backend: local
-    local:
-      path: {}
-    wal:
-      path: {}
-overrides:
-  defaults:
-    ingestion:
-      rate_limit_bytes: 1GB
-      burst_size_bytes: 1GB
-",
-        common::yaml_path(&dir.join("blocks")),
-        common::yaml_path(&dir.join("wal")),
+  max_memory_bytes: 4GiB",
+        "4GiB",
     )
 }
 

@@ -442,6 +442,43 @@ pub fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1].as_secs_f64() * 1e3
 }
 
+/// A backend config for a bench: every listener on 127.0.0.1 port 0, blocks and WAL under
+/// `dir`, rate limits out of the way; `ingester` is the body of the `ingester:` section.
+pub fn backend_yaml(dir: &Path, ingester: &str, wal_max_bytes: &str) -> String {
+    format!(
+        "server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: 0
+  graceful_shutdown_timeout: 5s
+distributor:
+  receivers:
+    otlp:
+      protocols:
+        grpc:
+          endpoint: 127.0.0.1:0
+        http:
+          endpoint: 127.0.0.1:0
+ingester:
+  {ingester}
+storage:
+  trace:
+    backend: local
+    local:
+      path: {}
+    wal:
+      path: {}
+      max_bytes: {wal_max_bytes}
+overrides:
+  defaults:
+    ingestion:
+      rate_limit_bytes: 1GB
+      burst_size_bytes: 1GB
+",
+        yaml_path(&dir.join("blocks")),
+        yaml_path(&dir.join("wal")),
+    )
+}
+
 /// A YAML string literal for a path.
 pub fn yaml_path(p: &Path) -> String {
     serde_json::to_string(&p.to_string_lossy()).expect("path to json")
