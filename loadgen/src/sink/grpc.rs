@@ -5,58 +5,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use reference_backend::ingest::grpc::RawCodec;
+use tonic::codec::CompressionEncoding;
 use tonic::codegen::{BoxFuture, Service};
 use tonic::server::{Grpc, NamedService, UnaryService};
 
 use super::{MAX_BODY, SinkState, count_spans};
-
-/// gRPC codec: raw request bytes in, prost response out.
-#[derive(Clone, Copy)]
-struct SinkCodec;
-struct RawDecoder;
-struct ResponseEncoder;
-
-impl Codec for SinkCodec {
-    type Encode = ExportTraceServiceResponse;
-    type Decode = Bytes;
-    type Encoder = ResponseEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> Self::Encoder {
-        ResponseEncoder
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        RawDecoder
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut DecodeBuf<'_>,
-    ) -> std::result::Result<Option<Bytes>, tonic::Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
-}
-
-impl Encoder for ResponseEncoder {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: Self::Item,
-        dst: &mut EncodeBuf<'_>,
-    ) -> std::result::Result<(), tonic::Status> {
-        item.encode(dst)
-            .map_err(|e| tonic::Status::internal(format!("encode response: {e}")))
-    }
-}
 
 #[derive(Clone)]
 pub(super) struct SinkGrpc(pub(super) Arc<SinkState>);
@@ -110,7 +66,7 @@ where
         Box::pin(async move {
             let mut accept = tonic::codec::EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
-            let mut grpc = Grpc::new(SinkCodec)
+            let mut grpc = Grpc::new(RawCodec)
                 .apply_compression_config(
                     accept,
                     tonic::codec::EnabledCompressionEncodings::default(),

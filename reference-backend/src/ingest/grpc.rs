@@ -23,12 +23,16 @@ use crate::state::AppState;
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// Codec that decodes requests to raw bytes and encodes prost responses.
+/// Server codec for the OTLP trace Export method: requests are handed over as raw bytes
+/// (after tonic's framing and gzip), responses are encoded with prost. Also used by
+/// `loadgen sink`.
 #[derive(Default, Clone, Copy)]
-struct RawCodec;
+pub struct RawCodec;
 
-struct RawDecoder;
-struct ProstEncoder;
+/// Decoder half of [`RawCodec`].
+pub struct RawDecoder;
+/// Encoder half of [`RawCodec`].
+pub struct ProstEncoder;
 
 impl Codec for RawCodec {
     type Encode = ExportTraceServiceResponse;
