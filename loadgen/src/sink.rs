@@ -14,6 +14,7 @@
 mod grpc;
 mod walk;
 
+use reference_backend::ingest::http::{Format, format_of};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,12 +148,6 @@ impl SinkState {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Protobuf,
-    Json,
-}
-
 fn status_body(format: Format, code: tonic::Code, message: &str) -> Vec<u8> {
     match format {
         Format::Protobuf => RpcStatus {
@@ -195,27 +190,15 @@ async fn http_export(
 }
 
 async fn http_handle(state: &SinkState, headers: &HeaderMap, body: Body) -> Response {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let format = match mime.as_str() {
-        "application/x-protobuf" | "application/protobuf" => Format::Protobuf,
-        "application/json" => Format::Json,
-        _ => {
+    let format = match format_of(headers) {
+        Ok(f) => f,
+        Err(e) => {
             state.reject();
-            let msg = format!("unsupported content type {ct:?}");
             return error(
                 Format::Protobuf,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 tonic::Code::Unimplemented,
-                &msg,
+                &e.to_string(),
             );
         }
     };

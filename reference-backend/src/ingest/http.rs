@@ -31,13 +31,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+/// How an OTLP/HTTP body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/x-protobuf` (or `application/protobuf`).
     Protobuf,
+    /// `application/json` (OTLP/JSON).
     Json,
 }
 
-fn format_of(headers: &HeaderMap) -> Result<Format, Error> {
+/// The body format named by `Content-Type` (parameters ignored), or 415's error.
+pub fn format_of(headers: &HeaderMap) -> Result<Format, Error> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
