@@ -29,6 +29,57 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Per-tenant limits.
     pub overrides: OverridesConfig,
+    /// Block compaction and retention (release 2 and later).
+    pub compactor: CompactorConfig,
+    /// Which release's behaviour this process has (set by `--release`, not by the file).
+    #[serde(skip)]
+    pub release: crate::release::ReleaseId,
+}
+
+/// `compactor`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactorConfig {
+    /// Compaction and retention settings.
+    pub compaction: CompactionConfig,
+}
+
+/// `compactor.compaction`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// Turn compaction and retention off.
+    pub disabled: bool,
+    /// How often the compactor looks for work.
+    pub compaction_cycle: HumanDuration,
+    /// Blocks whose start times fall in the same window of this length are merged.
+    pub compaction_window: HumanDuration,
+    /// Most input blocks merged into one output block.
+    pub max_compaction_objects: u32,
+    /// Largest output block.
+    pub max_block_bytes: ByteSize,
+    /// Blocks that ended longer ago than this are deleted.
+    pub block_retention: HumanDuration,
+    /// Compacted input blocks stay this long (marked `meta.compacted.json`) before deletion,
+    /// so readers that listed them before compaction can finish.
+    pub compacted_block_retention: HumanDuration,
+    /// Rewrite readable blocks of older formats into the running release's write format.
+    pub rewrite_old_formats: bool,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            compaction_cycle: HumanDuration(Duration::from_secs(30)),
+            compaction_window: HumanDuration(Duration::from_secs(60 * 60)),
+            max_compaction_objects: 32,
+            max_block_bytes: ByteSize::gib(1),
+            block_retention: HumanDuration(Duration::from_secs(14 * 24 * 3600)),
+            compacted_block_retention: HumanDuration(Duration::from_secs(3600)),
+            rewrite_old_formats: false,
+        }
+    }
 }
 
 /// HTTP server for the query API.
@@ -330,6 +381,14 @@ pub struct BlockConfig {
     pub bloom_filter_shard_size_bytes: ByteSize,
     /// zstd level of data pages.
     pub zstd_level: i32,
+    /// Block format new blocks are written in (`rb1` or `rb2`); empty means the release's
+    /// default.
+    pub version: String,
+    /// Target uncompressed size of an rb2 row group.
+    pub parquet_row_group_size_bytes: ByteSize,
+    /// Span attributes stored in their own rb2 columns (searched without scanning the
+    /// generic attribute columns).
+    pub parquet_dedicated_columns: Vec<String>,
 }
 
 impl Default for BlockConfig {
@@ -339,6 +398,13 @@ impl Default for BlockConfig {
             bloom_filter_false_positive: 0.01,
             bloom_filter_shard_size_bytes: ByteSize::kib(100),
             zstd_level: 3,
+            version: String::new(),
+            parquet_row_group_size_bytes: ByteSize::mib(32),
+            parquet_dedicated_columns: vec![
+                "http.method".into(),
+                "http.route".into(),
+                "http.status_code".into(),
+            ],
         }
     }
 }

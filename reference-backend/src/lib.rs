@@ -14,6 +14,8 @@ pub mod live;
 pub mod metrics;
 pub mod process;
 pub mod query;
+pub mod release;
+pub mod search;
 pub mod server;
 pub mod state;
 pub mod store;

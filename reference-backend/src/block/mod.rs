@@ -14,6 +14,8 @@ use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::search::generic::search_encoded;
+use crate::search::{SearchPlan, SearchResult};
 use crate::store::BlockStore;
 pub use meta::BlockMeta;
 
@@ -89,6 +91,22 @@ pub trait BlockFormat: Send + Sync {
 pub trait BlockReader: Send + Sync {
     /// The encoded spans of `id` in this block, if present.
     async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>>;
+
+    /// Every trace in the block, sorted by id, as encoded `TracesData` bytes (compaction and
+    /// format rewrites read blocks whole).
+    async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>>;
+
+    /// Search this block. The default decodes every trace and evaluates span by span;
+    /// columnar formats override it to read only the columns the plan needs.
+    async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
+        let traces = self.read_all().await?;
+        let plan = plan.clone();
+        crate::cpu::run_heavy(move || {
+            let mut r = search_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), &plan)?;
+            r.inspected_bytes = traces.iter().map(|(_, b)| b.len() as u64).sum();
+            Ok(r)
+        })
+    }
 }
 
 /// The formats this build can read, by name.

@@ -183,8 +183,9 @@ pub fn decode_index(b: &[u8]) -> Result<Vec<PageEntry>, String> {
         .collect())
 }
 
-/// Find `id` in a decompressed page.
-pub fn scan_page(page: &[u8], id: &TraceId) -> Result<Option<Vec<u8>>, String> {
+/// Every record of a decompressed page, in order: `(trace id, TracesData bytes)`.
+pub fn page_records(page: &[u8]) -> Result<Vec<(TraceId, &[u8])>, String> {
+    let mut out = Vec::new();
     let mut pos = 0;
     while pos < page.len() {
         if page.len() - pos < 20 {
@@ -200,12 +201,20 @@ pub fn scan_page(page: &[u8], id: &TraceId) -> Result<Option<Vec<u8>>, String> {
         if page.len() - start < len {
             return Err("page record runs past the page".into());
         }
-        if &page[pos..pos + 16] == id {
-            return Ok(Some(page[start..start + len].to_vec()));
-        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&page[pos..pos + 16]);
+        out.push((id, &page[start..start + len]));
         pos = start + len;
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// Find `id` in a decompressed page.
+pub fn scan_page(page: &[u8], id: &TraceId) -> Result<Option<Vec<u8>>, String> {
+    Ok(page_records(page)?
+        .into_iter()
+        .find(|(t, _)| t == id)
+        .map(|(_, b)| b.to_vec()))
 }
 
 /// The rb1 format.
@@ -333,5 +342,31 @@ impl BlockReader for Rb1Reader {
         let raw = zstd::stream::decode_all(bytes.as_ref())
             .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
         scan_page(&raw, id).map_err(corrupt)
+    }
+
+    async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+        let data = self.store.get(&self.data_key).await?;
+        let (tenant, id, pages) = (self.tenant.clone(), self.id, self.pages.clone());
+        crate::cpu::run_heavy(move || {
+            let corrupt = |message: String| Error::CorruptBlock {
+                tenant: tenant.clone(),
+                block_id: id.to_string(),
+                object: "data",
+                message,
+            };
+            let mut out = Vec::new();
+            for p in &pages {
+                let (start, end) = (p.offset as usize, p.offset as usize + p.len as usize);
+                let page = data.get(start..end).ok_or_else(|| {
+                    corrupt(format!("page at offset {start} runs past the object"))
+                })?;
+                let raw = zstd::stream::decode_all(page)
+                    .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
+                for (tid, bytes) in page_records(&raw).map_err(corrupt)? {
+                    out.push((tid, bytes.to_vec()));
+                }
+            }
+            Ok(out)
+        })
     }
 }

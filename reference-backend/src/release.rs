@@ -1,0 +1,71 @@
+//! The backend's releases as data: which block format each writes and reads, its WAL
+//! format and its config schema. `--release N` selects one.
+
+use std::fmt;
+
+/// A release of the reference backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ReleaseId {
+    /// Release 1: rb1 only.
+    R1,
+    /// Release 2: writes rb2 (or rb1), reads both.
+    R2,
+    /// Release 3: rb2 only.
+    #[default]
+    R3,
+}
+
+impl ReleaseId {
+    /// Every release, oldest first.
+    pub const ALL: [ReleaseId; 3] = [ReleaseId::R1, ReleaseId::R2, ReleaseId::R3];
+
+    /// The release number.
+    pub fn number(self) -> u32 {
+        match self {
+            ReleaseId::R1 => 1,
+            ReleaseId::R2 => 2,
+            ReleaseId::R3 => 3,
+        }
+    }
+
+    /// Release by number.
+    pub fn from_number(n: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.number() == n)
+    }
+
+    /// Block formats this release can read.
+    pub fn reads(self) -> &'static [&'static str] {
+        match self {
+            ReleaseId::R1 => &["rb1"],
+            ReleaseId::R2 => &["rb1", "rb2"],
+            ReleaseId::R3 => &["rb2"],
+        }
+    }
+
+    /// Block format written when the config does not choose one.
+    pub fn default_write_format(self) -> &'static str {
+        match self {
+            ReleaseId::R1 => "rb1",
+            ReleaseId::R2 | ReleaseId::R3 => "rb2",
+        }
+    }
+
+    /// Does this release run the compactor?
+    pub fn has_compactor(self) -> bool {
+        self >= ReleaseId::R2
+    }
+
+    /// Releases that can read `format`, for error messages.
+    pub fn readers_of(format: &str) -> Vec<ReleaseId> {
+        Self::ALL
+            .into_iter()
+            .filter(|r| r.reads().contains(&format))
+            .collect()
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "release {}", self.number())
+    }
+}
