@@ -34,6 +34,10 @@ pub struct Config {
     /// Which release's behaviour this process has (set by `--release`, not by the file).
     #[serde(skip)]
     pub release: crate::release::ReleaseId,
+    /// A deliberate defect (conformance self-test only).
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub mutant: Option<crate::release::Mutant>,
 }
 
 /// `compactor`.

@@ -7,11 +7,11 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum ReleaseId {
     /// Release 1: rb1 only.
+    #[default]
     R1,
     /// Release 2: writes rb2 (or rb1), reads both.
     R2,
     /// Release 3: rb2 only.
-    #[default]
     R3,
 }
 
@@ -68,4 +68,30 @@ impl fmt::Display for ReleaseId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "release {}", self.number())
     }
+}
+
+/// The block format `config` writes: `storage.trace.block.version` when set, else the
+/// release's default.
+pub fn write_format(config: &crate::config::Config) -> &str {
+    let v = config.storage.trace.block.version.as_str();
+    if v.is_empty() {
+        config.release.default_write_format()
+    } else {
+        v
+    }
+}
+
+/// Deliberately broken behaviours, for the conformance suite's self-test only. A release
+/// with a mutant is not a release anyone should run.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutant {
+    /// Cannot read blocks of the previous release's format.
+    NoPreviousFormat,
+    /// Starts without replaying the WAL.
+    SkipWalReplay,
+    /// Drops span attributes on ingest.
+    DropSpanAttributes,
+    /// Stores every tenant's data as one tenant.
+    IgnoreTenant,
 }

@@ -245,8 +245,9 @@ async fn initialize(
         truncated_bytes = replay.truncated_bytes,
         "wal replay restored spans"
     );
-    let format = format_by_name(crate::block::rb1::FORMAT, &settings)
-        .ok_or_else(|| Error::Internal("rb1 format missing".into()))?;
+    let name = crate::release::write_format(&state.config);
+    let format = format_by_name(name, &settings)
+        .ok_or_else(|| Error::Internal(format!("block format {name} is not built in")))?;
     let gate = Arc::new(RwLock::new(()));
     let ingester = Arc::new(Ingester::new(
         config,
