@@ -2,6 +2,7 @@
 //! measures latency from the intended send time, reads traces back to prove nothing was
 //! lost, and writes reports people read and CI gates on. See the crate README.
 
+pub mod block_size;
 pub mod cli;
 pub mod error;
 pub mod exporter;

@@ -8,7 +8,16 @@ use arrow::array::{
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
 
-use super::schema::ATTR_FIELDS;
+use super::schema::{A_B, A_D, A_I, A_KV, A_P, A_RAW, ATTR_FIELDS, KV_SEP};
+
+/// Split an `attrs.kv` entry into the key and the string value stored with it.
+pub fn split_kv(b: &[u8]) -> Result<(&str, Option<&str>), String> {
+    let utf8 = |b| std::str::from_utf8(b).map_err(|e| format!("attrs.kv: {e}"));
+    match b.iter().position(|&x| x == KV_SEP) {
+        Some(i) => Ok((utf8(&b[..i])?, Some(utf8(&b[i + 1..])?))),
+        None => Ok((utf8(b)?, None)),
+    }
+}
 
 /// A dictionary-encoded string column.
 #[derive(Clone, Copy)]
@@ -88,23 +97,28 @@ pub fn dict_str<'a>(batch: &'a RecordBatch, name: &str) -> Result<DictStr<'a>, S
     dict_str_of(column(batch, name)?.as_ref(), name)
 }
 
-/// A dictionary binary column.
-pub fn dict_bin<'a>(batch: &'a RecordBatch, name: &str) -> Result<DictBin<'a>, String> {
-    let (keys, values) = dict_parts(column(batch, name)?.as_ref(), name)?;
+/// A dictionary binary array.
+pub fn dict_bin_of<'a>(a: &'a dyn Array, name: &str) -> Result<DictBin<'a>, String> {
+    let (keys, values) = dict_parts(a, name)?;
     Ok(DictBin {
         keys,
         values: typed(values.as_ref(), name)?,
     })
 }
 
+/// A dictionary binary column.
+pub fn dict_bin<'a>(batch: &'a RecordBatch, name: &str) -> Result<DictBin<'a>, String> {
+    dict_bin_of(column(batch, name)?.as_ref(), name)
+}
+
 /// The `attrs` list with whichever element children were read.
 pub struct Attrs<'a> {
     /// The list (offsets per row).
     pub list: &'a ListArray,
-    /// Key.
-    pub key: Option<DictStr<'a>>,
-    /// String value.
-    pub s: Option<DictStr<'a>>,
+    /// Key, with the string value of dictionary-kept keys.
+    pub kv: Option<DictBin<'a>>,
+    /// String value (plain).
+    pub p: Option<&'a StringArray>,
     /// Int value.
     pub i: Option<&'a Int64Array>,
     /// Double value.
@@ -123,19 +137,35 @@ impl<'a> Attrs<'a> {
         let child = |n: usize| elements.column_by_name(ATTR_FIELDS[n]);
         Ok(Attrs {
             list,
-            key: child(0)
-                .map(|a| dict_str_of(a.as_ref(), "attrs.key"))
+            kv: child(A_KV)
+                .map(|a| dict_bin_of(a.as_ref(), "attrs.kv"))
                 .transpose()?,
-            s: child(1)
-                .map(|a| dict_str_of(a.as_ref(), "attrs.s"))
+            p: child(A_P)
+                .map(|a| typed(a.as_ref(), "attrs.p"))
                 .transpose()?,
-            i: child(2).map(|a| typed(a.as_ref(), "attrs.i")).transpose()?,
-            d: child(3).map(|a| typed(a.as_ref(), "attrs.d")).transpose()?,
-            b: child(4).map(|a| typed(a.as_ref(), "attrs.b")).transpose()?,
-            raw: child(5)
+            i: child(A_I)
+                .map(|a| typed(a.as_ref(), "attrs.i"))
+                .transpose()?,
+            d: child(A_D)
+                .map(|a| typed(a.as_ref(), "attrs.d"))
+                .transpose()?,
+            b: child(A_B)
+                .map(|a| typed(a.as_ref(), "attrs.b"))
+                .transpose()?,
+            raw: child(A_RAW)
                 .map(|a| typed(a.as_ref(), "attrs.raw"))
                 .transpose()?,
         })
+    }
+
+    /// Key of element `e` and its string value (from `kv` or `p`), if it is a string.
+    pub fn key_and_string(&self, e: usize) -> Result<(&'a str, Option<&'a str>), String> {
+        let kv = self.kv.ok_or("attrs.kv was not read")?;
+        let (key, v) = split_kv(kv.get(e).ok_or("attrs.kv is null")?)?;
+        Ok((
+            key,
+            v.or_else(|| self.p.filter(|p| p.is_valid(e)).map(|p| p.value(e))),
+        ))
     }
 
     /// Element range of row `row`.

@@ -6,7 +6,7 @@
 //! Semantics are those of `search::ast` (a missing attribute never matches, `.x` reads the
 //! span attribute if the span has it, else the resource's).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use arrow::array::{Array, BooleanBufferBuilder, Int32Array, UInt64Array};
 use arrow::buffer::BooleanBuffer;
@@ -18,16 +18,21 @@ use prost::Message;
 
 use super::cols::{self, Attrs, DictStr};
 use super::fetch::Footer;
-use super::schema::{self as s, A_B, A_D, A_I, A_KEY, A_S};
+use super::kvscan::{self, ChunkAt};
+use super::schema::{self as s, A_B, A_D, A_I, A_KV, A_P};
 use crate::search::ast::{Cond, Expr, Field, Intrinsic, Scope, Static, ValueRef};
+use parquet::file::metadata::ColumnChunkMetaData;
 
 /// Columns an evaluation reads: top-level names and `attrs` children.
 #[derive(Debug, Default, Clone)]
 pub struct Needs {
     /// Top-level columns.
     pub cols: BTreeSet<String>,
-    /// `attrs` children by [`s::ATTR_FIELDS`] index.
-    pub attr: [bool; 6],
+    /// `attrs` children by [`s::ATTR_FIELDS`] index (decoded through arrow).
+    pub attr: [bool; s::ATTR_CHILDREN],
+    /// Every attribute condition can use the `attrs.kv` fast path (`kvscan`): the raw
+    /// `kv` column chunk is wanted instead of arrow `attrs` arrays.
+    pub kv_raw: bool,
 }
 
 impl Needs {
@@ -38,20 +43,37 @@ impl Needs {
 
     /// Projection reading exactly these columns.
     pub fn projection(&self, f: &Footer) -> ProjectionMask {
-        let mut leaves: Vec<usize> = self.cols.iter().map(|c| f.layout.leaf(c)).collect();
-        for (i, on) in self.attr.iter().enumerate() {
-            if *on {
-                leaves.push(f.layout.attr_leaves[i]);
-            }
-        }
-        f.leaves(leaves)
+        f.leaves(self.flat_leaves(f).into_iter().chain(self.attr_leaves(f)))
+    }
+
+    /// Projection of the top-level columns only.
+    pub fn flat_projection(&self, f: &Footer) -> ProjectionMask {
+        f.leaves(self.flat_leaves(f))
+    }
+
+    /// Projection of the `attrs` children only, if any is needed.
+    pub fn attr_projection(&self, f: &Footer) -> Option<ProjectionMask> {
+        let leaves = self.attr_leaves(f);
+        (!leaves.is_empty()).then(|| f.leaves(leaves))
+    }
+
+    fn flat_leaves(&self, f: &Footer) -> Vec<usize> {
+        self.cols.iter().map(|c| f.layout.leaf(c)).collect()
+    }
+
+    fn attr_leaves(&self, f: &Footer) -> Vec<usize> {
+        (0..s::ATTR_CHILDREN)
+            .filter(|&i| self.attr[i])
+            .map(|i| f.layout.attr_leaves[i])
+            .collect()
     }
 }
 
-/// Which typed `attrs` children can hold a value comparable with `lit`.
-fn value_leaves(lit: &Static) -> &'static [usize] {
+/// Which typed `attrs` children can hold a value of `key` comparable with `lit`.
+fn value_leaves(lit: &Static, key: &str, plain: &HashSet<String>) -> &'static [usize] {
     match lit {
-        Static::Str(_) => &[A_S],
+        Static::Str(_) if plain.contains(key) => &[A_P],
+        Static::Str(_) => &[],
         Static::Bool(_) => &[A_B],
         Static::Int(_) | Static::Float(_) | Static::Duration(_) => &[A_I, A_D],
         Static::Status(_) | Static::Kind(_) => &[A_I],
@@ -63,9 +85,21 @@ pub fn dedicated_index(dedicated: &[String], key: &str) -> Option<usize> {
     dedicated.iter().position(|k| k == key)
 }
 
-/// Columns needed to evaluate `expr`.
-pub fn needs(expr: &Expr, dedicated: &[String]) -> Needs {
+/// Can `kvscan` evaluate `c` (a span attribute compared with a string kept in `kv`)?
+fn kv_fast(c: &Cond, plain: &HashSet<String>) -> bool {
+    match (&c.field, &c.value) {
+        (Field::Attr { scope, key }, Static::Str(_)) => {
+            *scope != Scope::Resource && !plain.contains(key)
+        }
+        _ => false,
+    }
+}
+
+/// Columns needed to evaluate `expr` (`plain`: keys whose strings are in `attrs.p`).
+pub fn needs(expr: &Expr, dedicated: &[String], plain: &HashSet<String>) -> Needs {
     let mut n = Needs::default();
+    let mut list_conds = 0usize;
+    let mut all_fast = true;
     for c in expr.conditions() {
         match &c.field {
             Field::Intrinsic(i) => n.col(intrinsic_column(*i)),
@@ -86,13 +120,19 @@ pub fn needs(expr: &Expr, dedicated: &[String]) -> Needs {
                 let ded_only =
                     ded.is_some() && *scope == Scope::Span && matches!(c.value, Static::Str(_));
                 if !ded_only {
-                    n.attr[A_KEY] = true;
-                    for &l in value_leaves(&c.value) {
+                    list_conds += 1;
+                    all_fast &= kv_fast(c, plain);
+                    n.attr[A_KV] = true;
+                    for &l in value_leaves(&c.value, key, plain) {
                         n.attr[l] = true;
                     }
                 }
             }
         }
+    }
+    if list_conds > 0 && all_fast {
+        n.attr = [false; s::ATTR_CHILDREN];
+        n.kv_raw = true;
     }
     n
 }
@@ -111,12 +151,17 @@ fn intrinsic_column(i: Intrinsic) -> &'static str {
 
 /// One row group's columns, with its traces' first rows.
 pub struct Batch<'a> {
-    /// The decoded columns.
+    /// The decoded top-level columns.
     pub batch: &'a RecordBatch,
+    /// The decoded `attrs` children (consecutive batches), when the expression reads any.
+    pub attrs: Option<&'a [RecordBatch]>,
     /// First row of each trace, ascending; the first is 0.
     pub starts: &'a [usize],
     /// Dedicated attribute keys.
     pub dedicated: &'a [String],
+    /// The raw `attrs.kv` column chunk (when [`Needs::kv_raw`]), its metadata, and the
+    /// footer to decode it through arrow if the fast path declines.
+    pub kv_raw: Option<(&'a ChunkAt, &'a ColumnChunkMetaData, &'a Footer, usize)>,
 }
 
 impl Batch<'_> {
@@ -271,6 +316,36 @@ pub fn first<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a KeyValue> {
     attrs.iter().find(|kv| kv.key == key)
 }
 
+/// Flags of one `attrs.kv` dictionary entry for a condition on `key`.
+const IS_KEY: u8 = 1;
+/// The entry holds the string value.
+const HAS_STR: u8 = 2;
+/// That string value satisfies the condition.
+const STR_MATCH: u8 = 4;
+
+/// Flags of one `kv` entry: is it `key`, does it hold the value, does the value match.
+fn kv_flag(entry: &[u8], key: &str, c: &Cond) -> Result<u8, String> {
+    let (ek, ev) = cols::split_kv(entry)?;
+    let mut f = 0u8;
+    if ek == key {
+        f |= IS_KEY;
+        if let Some(v) = ev {
+            f |= HAS_STR;
+            if c.matches(Some(ValueRef::Str(v))) {
+                f |= STR_MATCH;
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// [`kv_flag`] of every dictionary entry.
+fn kv_flags(values: &arrow::array::BinaryArray, key: &str, c: &Cond) -> Result<Vec<u8>, String> {
+    (0..values.len())
+        .map(|k| kv_flag(values.value(k), key, c))
+        .collect()
+}
+
 /// Span attribute `key`: (rows that have it — only for `.x` —, rows where `c` holds).
 fn span_attr(
     c: &Cond,
@@ -295,55 +370,130 @@ fn span_attr(
     if let (Some((ds, _)), false, Static::Str(_)) = (&ded, want_has, &c.value) {
         return Ok((None, dict_mask(ds, c)));
     }
-    let a = Attrs::of(b.batch)?;
-    let key_d = a.key.ok_or("attrs.key was not read")?;
-    let key_lut: Vec<bool> = (0..key_d.values.len())
-        .map(|k| key_d.values.value(k) == key)
-        .collect();
-    let s_lut = a.s.map(|d| dict_lut(&d, c));
-    let key_idx = key_d.keys.values();
-    // Value of list element `e` for the condition (only the children the literal can
-    // match were read; any other type cannot match).
-    let element = |e: usize| -> bool {
-        if let (Some(sd), Some(lut)) = (&a.s, &s_lut)
-            && sd.keys.is_valid(e)
-        {
-            return lut.get(sd.keys.value(e) as usize).copied().unwrap_or(false);
+    let decoded;
+    let attrs: &[RecordBatch] = match (b.attrs, b.kv_raw) {
+        (Some(a), _) => a,
+        (None, Some((chunk, meta, footer, rg))) => {
+            let fast = kvscan::scan(chunk, meta, rows, |e| kv_flag(e, key, c), IS_KEY, STR_MATCH)?;
+            if let Some(list) = fast {
+                return Ok(with_dedicated(c, ded.as_ref(), want_has, list, rows));
+            }
+            // Not dictionary-encoded: read the same bytes through arrow.
+            decoded = decode_kv(chunk, footer, rg)?;
+            &decoded
         }
-        if let Some(i) = a.i.filter(|i| i.is_valid(e)) {
-            return c.matches(Some(ValueRef::Int(i.value(e))));
-        }
-        if let Some(d) = a.d.filter(|d| d.is_valid(e)) {
-            return c.matches(Some(ValueRef::Float(d.value(e))));
-        }
-        if let Some(bv) = a.b.filter(|bv| bv.is_valid(e)) {
-            return c.matches(Some(ValueRef::Bool(bv.value(e))));
-        }
-        false
+        (None, None) => return Err("attrs were not read".into()),
     };
-    let offsets = a.list.value_offsets();
     let mut has = want_has.then(|| BooleanBufferBuilder::new(rows));
     let mut out = BooleanBufferBuilder::new(rows);
-    for row in 0..rows {
-        if let Some((ds, di)) = &ded
-            && (ds.keys.is_valid(row) || di.is_valid(row))
-        {
-            let v = match ds.get(row) {
-                Some(x) => ValueRef::Str(x),
-                None => ValueRef::Int(di.value(row)),
-            };
-            out.append(c.matches(Some(v)));
-            if let Some(h) = &mut has {
-                h.append(true);
-            }
-            continue;
+    // The dictionary is the column chunk's, shared by its batches: flags computed once.
+    let mut flags: Option<(*const u8, Vec<u8>)> = None;
+    let mut row = 0usize;
+    for batch in attrs {
+        let a = Attrs::of(batch)?;
+        let kv = a.kv.ok_or("attrs.kv was not read")?;
+        let id = kv.values.values().as_ptr();
+        if flags.as_ref().is_none_or(|(p, _)| *p != id) {
+            flags = Some((id, kv_flags(kv.values, key, c)?));
         }
-        let (lo, hi) = (offsets[row] as usize, offsets[row + 1] as usize);
-        let found = (lo..hi).find(|&e| key_lut.get(key_idx[e] as usize).copied().unwrap_or(false));
-        out.append(found.is_some_and(element));
-        if let Some(h) = &mut has {
-            h.append(found.is_some());
+        let lut = flags
+            .as_ref()
+            .map(|(_, l)| l.as_slice())
+            .unwrap_or_default();
+        let kv_idx = kv.keys.values();
+        let flag = |e: usize| lut.get(kv_idx[e] as usize).copied().unwrap_or(0);
+        // Value of list element `e` (a `key` element) for the condition; only the
+        // children the literal can match were read, and any other type cannot match.
+        let element = |e: usize| -> bool {
+            let f = flag(e);
+            if f & HAS_STR != 0 {
+                return f & STR_MATCH != 0;
+            }
+            if let Some(p) = a.p.filter(|p| p.is_valid(e)) {
+                return c.matches(Some(ValueRef::Str(p.value(e))));
+            }
+            if let Some(i) = a.i.filter(|i| i.is_valid(e)) {
+                return c.matches(Some(ValueRef::Int(i.value(e))));
+            }
+            if let Some(d) = a.d.filter(|d| d.is_valid(e)) {
+                return c.matches(Some(ValueRef::Float(d.value(e))));
+            }
+            if let Some(bv) = a.b.filter(|bv| bv.is_valid(e)) {
+                return c.matches(Some(ValueRef::Bool(bv.value(e))));
+            }
+            false
+        };
+        let offsets = a.list.value_offsets();
+        for local in 0..batch.num_rows() {
+            if let Some((ds, di)) = &ded
+                && (ds.keys.is_valid(row) || di.is_valid(row))
+            {
+                let v = match ds.get(row) {
+                    Some(x) => ValueRef::Str(x),
+                    None => ValueRef::Int(di.value(row)),
+                };
+                out.append(c.matches(Some(v)));
+                if let Some(h) = &mut has {
+                    h.append(true);
+                }
+                row += 1;
+                continue;
+            }
+            let (lo, hi) = (offsets[local] as usize, offsets[local + 1] as usize);
+            let found = (lo..hi).find(|&e| flag(e) & IS_KEY != 0);
+            out.append(found.is_some_and(element));
+            if let Some(h) = &mut has {
+                h.append(found.is_some());
+            }
+            row += 1;
         }
     }
+    if row != rows {
+        return Err(format!("attrs has {row} rows, the row group {rows}"));
+    }
     Ok((has.map(|mut h| h.finish()), out.finish()))
+}
+
+/// Rows decided by the dedicated column (a value there) take its answer; the others the
+/// list's (`list` from `kvscan`, for a string literal).
+fn with_dedicated(
+    c: &Cond,
+    ded: Option<&(DictStr<'_>, &arrow::array::Int64Array)>,
+    want_has: bool,
+    list: kvscan::KvScan,
+    rows: usize,
+) -> (Option<BooleanBuffer>, BooleanBuffer) {
+    let Some((ds, di)) = ded else {
+        return (want_has.then_some(list.has), list.matched);
+    };
+    let in_ded = BooleanBuffer::collect_bool(rows, |i| ds.keys.is_valid(i) || di.is_valid(i));
+    let ded_match = dict_mask(ds, c);
+    let matched = &(&in_ded & &ded_match) | &(&!&in_ded & &list.matched);
+    let has = want_has.then(|| &in_ded | &list.has);
+    (has, matched)
+}
+
+/// The `attrs.kv` chunk of row group `rg` through arrow.
+fn decode_kv(chunk: &ChunkAt, footer: &Footer, rg: usize) -> Result<Vec<RecordBatch>, String> {
+    let projection = footer.leaves([footer.layout.attr_leaves[A_KV]]);
+    let mut dec = footer.decoder_with_batch(
+        projection,
+        vec![parquet::arrow::push_decoder::RowGroupSelection::new(
+            rg, None,
+        )],
+        16 * 1024,
+    )?;
+    let range = chunk.offset..chunk.offset + chunk.bytes.len() as u64;
+    dec.push_ranges(vec![range], vec![chunk.bytes.clone()])
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    loop {
+        match dec.try_decode().map_err(|e| e.to_string())? {
+            parquet::DecodeResult::Data(b) => out.push(b),
+            parquet::DecodeResult::Finished => return Ok(out),
+            parquet::DecodeResult::NeedsData(r) => {
+                return Err(format!("attrs.kv ranges {r:?} were not fetched"));
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Reading the Parquet `data` object through the block store: the footer (parsed once
 //! per reader, with the page index) and ranged reads driven by parquet's push decoder.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,8 @@ pub struct Footer {
     pub base_ns: u64,
     /// Dedicated attribute keys, in column order.
     pub dedicated: Vec<String>,
+    /// Attribute keys whose string values are in `attrs.p`.
+    pub plain_keys: HashSet<String>,
 }
 
 impl Footer {
@@ -64,10 +67,15 @@ impl Footer {
         let dedicated: Vec<String> = get(s::KV_DEDICATED)
             .and_then(|v| serde_json::from_str(&v).ok())
             .ok_or("rb2.dedicated is missing")?;
+        let plain_keys: HashSet<String> = get(s::KV_PLAIN_KEYS)
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .ok_or("rb2.plain_keys is missing")?;
         let layout = Layout::new(md.file_metadata().schema_descr(), dedicated.len())?;
         let meta = ArrowReaderMetadata::try_new(
             Arc::new(md),
-            ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+            ArrowReaderOptions::new()
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .with_schema(s::arrow_schema(dedicated.len())),
         )
         .map_err(|e| e.to_string())?;
         Ok(Footer {
@@ -75,6 +83,7 @@ impl Footer {
             layout,
             base_ns,
             dedicated,
+            plain_keys,
         })
     }
 
@@ -99,23 +108,45 @@ impl Footer {
             .map_or(0, |r| r.num_rows().max(0) as usize)
     }
 
-    /// A push decoder over `selections` reading `projection`, one batch per row group.
-    pub fn decoder(
+    /// A push decoder with an explicit batch size (rows).
+    pub fn decoder_with_batch(
         &self,
         projection: ProjectionMask,
         selections: Vec<RowGroupSelection>,
+        batch_rows: usize,
     ) -> Result<ParquetPushDecoder, String> {
-        let max_rows = (0..self.parquet().num_row_groups())
-            .map(|rg| self.rows_in(rg))
-            .max()
-            .unwrap_or(1)
-            .max(1);
         ParquetPushDecoderBuilder::new_with_metadata(self.meta.clone())
             .with_projection(projection)
             .with_row_group_selections(selections)
-            .with_batch_size(max_rows)
+            .with_batch_size(batch_rows.max(1))
             .build()
             .map_err(|e| e.to_string())
+    }
+
+    /// Batch size reading `selected` rows of row group `rg` as one batch: scaled by the
+    /// most values per row of any projected column (see [`Footer::batch_size`]).
+    pub fn batch_for(&self, rg: usize, projection: &ProjectionMask, selected: usize) -> usize {
+        let rows = self.rows_in(rg).max(1);
+        let all = self.batch_size(&[rg], projection);
+        (selected.saturating_mul(all.div_ceil(rows))).max(1)
+    }
+
+    /// Batch size that reads each of `rgs` as one batch. The reader reserves its value
+    /// buffers for the batch size, so a list column (more values than rows) gets a batch
+    /// size of its value count: one allocation instead of regrowing per page.
+    pub fn batch_size(&self, rgs: &[usize], projection: &ProjectionMask) -> usize {
+        rgs.iter()
+            .filter_map(|&rg| self.parquet().row_groups().get(rg))
+            .flat_map(|r| {
+                let rows = r.num_rows().max(0) as usize;
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| projection.leaf_included(*i))
+                    .map(move |(_, c)| rows.max(c.num_values().max(0) as usize))
+            })
+            .max()
+            .unwrap_or(1)
     }
 }
 

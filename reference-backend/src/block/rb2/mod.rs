@@ -42,12 +42,16 @@
 //! there to find the trace's rows, then reads every column for those rows only (ranged
 //! reads of the pages involved). Search (`search`) reads only the columns a query needs.
 
+mod builder;
 mod cols;
 mod eval;
 mod fetch;
+mod kvscan;
 mod read;
 mod schema;
 mod search;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::sync::Arc;
@@ -242,7 +246,11 @@ impl Rb2Reader {
         let footer = &self.footer;
         // Phase 1: which rows are the trace's.
         let dec = footer
-            .decoder(footer.roots(&[schema::TRACE_ID]), vec![select(from, to)])
+            .decoder_with_batch(
+                footer.roots(&[schema::TRACE_ID]),
+                vec![select(from, to)],
+                to - from,
+            )
             .map_err(|m| self.corrupt(m))?;
         let batches = f.drive(dec).await.map_err(|e| self.fetch_err(e))?;
         let mut offset = from;
@@ -267,8 +275,10 @@ impl Rb2Reader {
             return Ok(None);
         };
         // Phase 2: every column of those rows.
+        let all = parquet::arrow::ProjectionMask::all();
+        let batch = footer.batch_for(rg, &all, b - a);
         let dec = footer
-            .decoder(parquet::arrow::ProjectionMask::all(), vec![select(a, b)])
+            .decoder_with_batch(all, vec![select(a, b)], batch)
             .map_err(|m| self.corrupt(m))?;
         let batches = f.drive(dec).await.map_err(|e| self.fetch_err(e))?;
         let mut asm = read::Assembler::new(footer.base_ns, footer.dedicated.clone());
@@ -322,8 +332,9 @@ impl BlockReader for Rb2Reader {
             let all = (0..footer.parquet().num_row_groups())
                 .map(|rg| RowGroupSelection::new(rg, None))
                 .collect();
+            // Moderate batches: the assembler carries traces across batch ends.
             let mut dec = footer
-                .decoder(parquet::arrow::ProjectionMask::all(), all)
+                .decoder_with_batch(parquet::arrow::ProjectionMask::all(), all, 16 * 1024)
                 .map_err(|m| self.corrupt(m))?;
             dec.push_ranges(vec![whole], bytes)
                 .map_err(|e| self.corrupt(e.to_string()))?;

@@ -65,7 +65,7 @@ impl Assembler {
                 return Err("rows before the first trace start".into());
             };
             let group = c.group.value(row);
-            let res = if group == GROUP_NEW_RESOURCE || rows.is_empty() {
+            let res = if group >= GROUP_NEW_RESOURCE || rows.is_empty() {
                 Some(cached(
                     &mut res_cache,
                     c.res.keys,
@@ -118,7 +118,7 @@ impl Assembler {
             };
             if let Some(res) = r
                 .res
-                .filter(|_| r.group == GROUP_NEW_RESOURCE || td.resource_spans.is_empty())
+                .filter(|_| r.group >= GROUP_NEW_RESOURCE || td.resource_spans.is_empty())
             {
                 td.resource_spans.push(res);
             }
@@ -229,13 +229,12 @@ fn attributes(
 ) -> Result<Vec<KeyValue>, String> {
     let range = a.range(row);
     let mut out = Vec::with_capacity(range.len() + ded.len());
-    let (Some(key), Some(s), Some(i), Some(d), Some(b), Some(raw)) =
-        (a.key, a.s, a.i, a.d, a.b, a.raw)
-    else {
+    let (Some(_), Some(i), Some(d), Some(b), Some(raw)) = (a.p, a.i, a.d, a.b, a.raw) else {
         return Err("attrs columns were not read".into());
     };
     for e in range {
-        let value = if let Some(v) = s.get(e) {
+        let (key, string) = a.key_and_string(e)?;
+        let value = if let Some(v) = string {
             any_value::Value::StringValue(v.to_owned())
         } else if i.is_valid(e) {
             any_value::Value::IntValue(i.value(e))
@@ -250,7 +249,7 @@ fn attributes(
             return Err("attribute without a value".into());
         };
         out.push(KeyValue {
-            key: key.get(e).unwrap_or_default().to_owned(),
+            key: key.to_owned(),
             value: Some(AnyValue { value: Some(value) }),
             ..Default::default()
         });

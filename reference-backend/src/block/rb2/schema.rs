@@ -18,6 +18,8 @@ pub const KV_VERSION: &str = "rb2.version";
 pub const KV_BASE_NS: &str = "rb2.base_ns";
 /// JSON array of the dedicated span attribute keys, in column order.
 pub const KV_DEDICATED: &str = "rb2.dedicated";
+/// JSON array of the attribute keys whose string values are in `attrs.p`.
+pub const KV_PLAIN_KEYS: &str = "rb2.plain_keys";
 /// Value of [`KV_MAGIC`].
 pub const MAGIC: &str = "rb2";
 /// Value of [`KV_VERSION`].
@@ -53,11 +55,14 @@ pub const LINKS: &str = "links";
 pub const ATTRS: &str = "attrs";
 
 /// Children of an `attrs` list element, in order.
-pub const ATTR_FIELDS: [&str; 6] = ["key", "s", "i", "d", "b", "raw"];
-/// Index of each child in [`ATTR_FIELDS`].
-pub const A_KEY: usize = 0;
-/// String value.
-pub const A_S: usize = 1;
+pub const ATTR_FIELDS: [&str; 6] = ["kv", "p", "i", "d", "b", "raw"];
+/// Number of `attrs` children.
+pub const ATTR_CHILDREN: usize = ATTR_FIELDS.len();
+/// Index of each child in [`ATTR_FIELDS`]: the key, with the string value when the key
+/// has few distinct values (dictionary-encoded; see [`KV_SEP`]).
+pub const A_KV: usize = 0;
+/// String value of a key with many distinct values (`rb2.plain_keys`; plain encoding).
+pub const A_P: usize = 1;
 /// Int value.
 pub const A_I: usize = 2;
 /// Double value.
@@ -66,6 +71,8 @@ pub const A_D: usize = 3;
 pub const A_B: usize = 4;
 /// Any other value: the whole encoded `KeyValue`.
 pub const A_RAW: usize = 5;
+/// In an `attrs.kv` entry, separates the key from its string value (never in UTF-8).
+pub const KV_SEP: u8 = 0xff;
 
 /// `group` values: how a span row relates to the previous row of its trace.
 pub const GROUP_SAME: u8 = 0;
@@ -73,6 +80,8 @@ pub const GROUP_SAME: u8 = 0;
 pub const GROUP_NEW_SCOPE: u8 = 1;
 /// Starts a new `ResourceSpans` (and `ScopeSpans`).
 pub const GROUP_NEW_RESOURCE: u8 = 2;
+/// First row of a trace (and so of a `ResourceSpans` and `ScopeSpans`).
+pub const GROUP_NEW_TRACE: u8 = 3;
 
 /// `parent` value of a span without a parent.
 pub const PARENT_NONE: i32 = -1;
@@ -101,8 +110,8 @@ fn dict_bin() -> DataType {
 /// Fields of an `attrs` element.
 pub fn attr_fields() -> Fields {
     Fields::from(vec![
-        Field::new(ATTR_FIELDS[A_KEY], dict_str(), false),
-        Field::new(ATTR_FIELDS[A_S], dict_str(), true),
+        Field::new(ATTR_FIELDS[A_KV], dict_bin(), false),
+        Field::new(ATTR_FIELDS[A_P], DataType::Utf8, true),
         Field::new(ATTR_FIELDS[A_I], DataType::Int64, true),
         Field::new(ATTR_FIELDS[A_D], DataType::Float64, true),
         Field::new(ATTR_FIELDS[A_B], DataType::Boolean, true),
@@ -174,10 +183,11 @@ pub fn writer_properties(
         .set_data_page_row_count_limit(page_rows)
         .set_write_batch_size(page_rows.clamp(8, 1024))
         .set_data_page_size_limit(page_bytes)
-        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_statistics_enabled(EnabledStatistics::None)
         .set_statistics_truncate_length(None)
         .set_max_row_group_row_count(None)
         .set_max_row_group_bytes(None)
+        .set_write_path_in_schema(false)
         .set_key_value_metadata(Some(kv));
     let col = |name: &str| ColumnPath::from(name);
     // Unique per row: a dictionary would only be abandoned after its first megabyte.
@@ -192,8 +202,18 @@ pub fn writer_properties(
     ] {
         b = b.set_column_dictionary_enabled(col(name), false);
     }
-    for name in [ODD, EVENTS, LINKS, RES, SCOPE] {
-        b = b.set_column_statistics_enabled(col(name), EnabledStatistics::None);
+    // Statistics only where search prunes by them (they cost footer bytes).
+    let mut pruning = vec![
+        TRACE_START.to_owned(),
+        TRACE_DURATION.to_owned(),
+        ROOT_SERVICE.to_owned(),
+        ROOT_NAME.to_owned(),
+        SERVICE.to_owned(),
+        NAME.to_owned(),
+    ];
+    pruning.extend((0..dedicated).map(ded_s));
+    for name in &pruning {
+        b = b.set_column_statistics_enabled(col(name), EnabledStatistics::Chunk);
     }
     // Lookups pick pages by trace id; the time range prunes by trace start.
     b = b.set_column_statistics_enabled(col(TRACE_ID), EnabledStatistics::Page);
@@ -202,17 +222,14 @@ pub fn writer_properties(
     for name in [RES, SCOPE] {
         b = b.set_column_dictionary_page_size_limit(col(name), 8 << 20);
     }
-    let raw = ColumnPath::new(vec![
-        ATTRS.to_owned(),
-        "list".to_owned(),
-        "element".to_owned(),
-        ATTR_FIELDS[A_RAW].to_owned(),
-    ]);
-    b = b
-        .set_column_dictionary_enabled(raw.clone(), false)
-        .set_column_statistics_enabled(raw, EnabledStatistics::None);
-    for n in 0..dedicated {
-        b = b.set_column_statistics_enabled(col(&ded_pos(n)), EnabledStatistics::None);
+    for child in [A_P, A_RAW] {
+        let path = ColumnPath::new(vec![
+            ATTRS.to_owned(),
+            "list".to_owned(),
+            "element".to_owned(),
+            ATTR_FIELDS[child].to_owned(),
+        ]);
+        b = b.set_column_dictionary_enabled(path, false);
     }
     b.build()
 }
@@ -226,14 +243,14 @@ pub struct Layout {
     /// Leaf index by top-level name (primitive columns).
     leaves: HashMap<String, usize>,
     /// Leaf index of each `attrs` child, in [`ATTR_FIELDS`] order.
-    pub attr_leaves: [usize; 6],
+    pub attr_leaves: [usize; ATTR_CHILDREN],
 }
 
 impl Layout {
     /// Map the columns of `schema`; `Err` names what is missing.
     pub fn new(schema: &SchemaDescriptor, dedicated: usize) -> Result<Self, String> {
         let mut leaves = HashMap::new();
-        let mut attr_leaves = [usize::MAX; 6];
+        let mut attr_leaves = [usize::MAX; ATTR_CHILDREN];
         for (i, c) in schema.columns().iter().enumerate() {
             let parts = c.path().parts();
             match parts {

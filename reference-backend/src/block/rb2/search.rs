@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, UInt64Array};
+use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, UInt8Array, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use parquet::arrow::arrow_reader::RowSelection;
@@ -23,17 +23,21 @@ use super::Rb2Reader;
 use super::cols::{self, Attrs};
 use super::eval::{self, Batch, Needs, dedicated_index, first, kv_value};
 use super::fetch::{FetchError, Fetcher, Footer};
-use super::schema::{self as s, A_B, A_D, A_I, A_KEY, A_S};
+use super::kvscan::ChunkAt;
+use super::schema::{self as s, A_B, A_D, A_I, A_KV, A_P};
 use crate::error::Result;
 use crate::search::ast::{Cond, Expr, Field, Intrinsic, Op, Scope, Static, ValueRef};
 use crate::search::{HitValue, SearchPlan, SearchResult, SpanHit, TraceHit};
+use parquet::file::metadata::ColumnChunkMetaData;
+
+/// Rows per decoded batch while scanning. The batches of a row group are concatenated
+/// for evaluation; decoding it as one batch instead regrows dictionary key buffers page
+/// by page (quadratic copying in the parquet reader).
+const SCAN_BATCH_ROWS: usize = 16 * 1024;
 
 /// A trace that matched, before its result columns are read.
 struct Candidate {
-    id: TraceId,
     first_row: usize,
-    start_ns: u64,
-    duration_ns: u64,
     matched: u32,
     /// Up to `spss` matched rows.
     rows: Vec<usize>,
@@ -43,11 +47,19 @@ struct Candidate {
 pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
     let footer = &*r.footer;
     let f = r.fetcher();
-    let mut needs = eval::needs(&plan.filter, &footer.dedicated);
-    for c in [s::TRACE_ID, s::TRACE_START, s::TRACE_DURATION] {
-        needs.col(c);
+    let mut needs = eval::needs(&plan.filter, &footer.dedicated, &footer.plain_keys);
+    // `group` marks each trace's first row; trace times are read here only to filter.
+    needs.col(s::GROUP);
+    let trace_filter = plan.start_ns.is_some()
+        || plan.end_ns.is_some()
+        || plan.min_duration_ns.is_some()
+        || plan.max_duration_ns.is_some();
+    if trace_filter {
+        needs.col(s::TRACE_START);
+        needs.col(s::TRACE_DURATION);
     }
-    let projection = needs.projection(footer);
+    let flat = needs.flat_projection(footer);
+    let lists = needs.attr_projection(footer);
     let required = required(&plan.filter);
     let referenced = referenced(&plan.filter);
     let mut out = SearchResult::default();
@@ -58,14 +70,50 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
         if pruned(footer, rg, plan, &required) {
             continue;
         }
-        let ranges = Fetcher::chunk_ranges(footer, rg, &projection);
-        let bytes = f.get_ranges(&ranges).await.map_err(|e| r.fetch_err(e))?;
+        // Flat columns and the attribute lists are decoded separately: each as one batch,
+        // sized for its own value count.
+        let flat_ranges = Fetcher::chunk_ranges(footer, rg, &flat);
+        let list_ranges = lists
+            .as_ref()
+            .map_or_else(Vec::new, |l| Fetcher::chunk_ranges(footer, rg, l));
+        let kv_leaf = footer.layout.attr_leaves[s::A_KV];
+        let kv_meta = footer.parquet().row_group(rg).column(kv_leaf);
+        let kv_range = needs.kv_raw.then(|| {
+            let (start, len) = kv_meta.byte_range();
+            start..start + len
+        });
+        let all: Vec<_> = flat_ranges
+            .iter()
+            .chain(&list_ranges)
+            .chain(&kv_range)
+            .cloned()
+            .collect();
+        let mut bytes = f.get_ranges(&all).await.map_err(|e| r.fetch_err(e))?;
+        let kv_chunk = match &kv_range {
+            Some(range) => bytes.pop().map(|b| ChunkAt {
+                offset: range.start,
+                bytes: b,
+            }),
+            None => None,
+        };
+        let list_bytes = bytes.split_off(flat_ranges.len());
         let (cands, traces, spans) = crate::cpu::run_heavy(|| {
-            let mut dec =
-                footer.decoder(projection.clone(), vec![RowGroupSelection::new(rg, None)])?;
-            dec.push_ranges(ranges, bytes).map_err(|e| e.to_string())?;
+            let one = vec![RowGroupSelection::new(rg, None)];
+            let mut dec = footer.decoder_with_batch(flat.clone(), one.clone(), SCAN_BATCH_ROWS)?;
+            dec.push_ranges(flat_ranges, bytes)
+                .map_err(|e| e.to_string())?;
             let batch = decode_all(dec)?;
-            filter(&batch, footer, plan)
+            let attrs = match &lists {
+                Some(l) => {
+                    let mut dec = footer.decoder_with_batch(l.clone(), one, SCAN_BATCH_ROWS)?;
+                    dec.push_ranges(list_ranges, list_bytes)
+                        .map_err(|e| e.to_string())?;
+                    Some(decode_batches(dec)?)
+                }
+                None => None,
+            };
+            let kv_raw = kv_chunk.as_ref().map(|c| (c, kv_meta, footer, rg));
+            filter(&batch, attrs.as_deref(), kv_raw, footer, plan)
         })
         .map_err(|m| r.corrupt(m))?;
         out.inspected_traces += traces;
@@ -80,19 +128,27 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
     Ok(out)
 }
 
-fn decode_all(
+/// Every batch `dec` yields (its data was pushed already).
+fn decode_batches(
     mut dec: parquet::arrow::push_decoder::ParquetPushDecoder,
-) -> Result<RecordBatch, String> {
+) -> Result<Vec<RecordBatch>, String> {
     let mut batches = Vec::new();
     loop {
         match dec.try_decode().map_err(|e| e.to_string())? {
             parquet::DecodeResult::Data(b) => batches.push(b),
-            parquet::DecodeResult::Finished => break,
+            parquet::DecodeResult::Finished => return Ok(batches),
             parquet::DecodeResult::NeedsData(r) => {
                 return Err(format!("column chunk ranges {r:?} were not fetched"));
             }
         }
     }
+}
+
+/// The batches of `dec` as one.
+fn decode_all(
+    dec: parquet::arrow::push_decoder::ParquetPushDecoder,
+) -> Result<RecordBatch, String> {
+    let mut batches = decode_batches(dec)?;
     match batches.len() {
         1 => Ok(batches.remove(0)),
         0 => Err("row group decoded to nothing".into()),
@@ -106,17 +162,27 @@ fn decode_all(
 /// Evaluate the filter over a row group; (matching traces, traces, spans) inspected.
 fn filter(
     batch: &RecordBatch,
+    attrs: Option<&[RecordBatch]>,
+    kv_raw: Option<(&ChunkAt, &ColumnChunkMetaData, &Footer, usize)>,
     footer: &Footer,
     plan: &SearchPlan,
 ) -> Result<(Vec<Candidate>, u64, u64), String> {
-    let ids: &FixedSizeBinaryArray = cols::get(batch, s::TRACE_ID)?;
-    let t_start: &UInt64Array = cols::get(batch, s::TRACE_START)?;
-    let t_dur: &UInt64Array = cols::get(batch, s::TRACE_DURATION)?;
-    let rows = batch.num_rows();
-    let starts: Vec<usize> = match ids.nulls() {
-        Some(n) => n.valid_indices().collect(),
-        None => (0..rows).collect(),
+    let group: &UInt8Array = cols::get(batch, s::GROUP)?;
+    let times: Option<(&UInt64Array, &UInt64Array)> = match (
+        cols::get::<UInt64Array>(batch, s::TRACE_START),
+        cols::get::<UInt64Array>(batch, s::TRACE_DURATION),
+    ) {
+        (Ok(a), Ok(b)) => Some((a, b)),
+        _ => None,
     };
+    let rows = batch.num_rows();
+    let starts: Vec<usize> = group
+        .values()
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| **g == s::GROUP_NEW_TRACE)
+        .map(|(i, _)| i)
+        .collect();
     if rows > 0 && starts.first() != Some(&0) {
         return Err("row group does not start with a trace".into());
     }
@@ -124,43 +190,60 @@ fn filter(
         &plan.filter,
         &Batch {
             batch,
+            attrs,
             starts: &starts,
             dedicated: &footer.dedicated,
+            kv_raw,
         },
     )?;
-    let mut cands = Vec::new();
-    for (t, &a) in starts.iter().enumerate() {
-        let b = starts.get(t + 1).copied().unwrap_or(rows);
-        let start_ns = footer.base_ns.wrapping_add(t_start.value(a));
-        let duration_ns = t_dur.value(a);
-        let end_ns = start_ns.saturating_add(duration_ns);
-        if plan.end_ns.is_some_and(|e| start_ns > e)
-            || plan.start_ns.is_some_and(|s| end_ns < s)
-            || plan.min_duration_ns.is_some_and(|m| duration_ns < m)
-            || plan.max_duration_ns.is_some_and(|m| duration_ns > m)
-        {
+    // One pass over the matching rows, trace by trace.
+    let mut cands: Vec<Candidate> = Vec::new();
+    let mut t = 0usize;
+    let mut open: Option<usize> = None; // trace index of the last candidate pushed
+    for row in mask.set_indices() {
+        while starts.get(t + 1).is_some_and(|&next| next <= row) {
+            t += 1;
+        }
+        if open == Some(t) {
+            if let Some(c) = cands.last_mut().filter(|c| c.first_row != usize::MAX) {
+                c.matched += 1;
+                if c.rows.len() < plan.spans_per_spanset {
+                    c.rows.push(row);
+                }
+            }
             continue;
         }
-        let span_mask = mask.slice(a, b - a);
-        let matched = span_mask.count_set_bits();
-        if matched == 0 {
-            continue;
+        let a = starts[t];
+        open = Some(t);
+        if let Some((t_start, t_dur)) = times {
+            let start_ns = footer.base_ns.wrapping_add(t_start.value(a));
+            let duration_ns = t_dur.value(a);
+            let end_ns = start_ns.saturating_add(duration_ns);
+            if plan.end_ns.is_some_and(|e| start_ns > e)
+                || plan.start_ns.is_some_and(|s| end_ns < s)
+                || plan.min_duration_ns.is_some_and(|m| duration_ns < m)
+                || plan.max_duration_ns.is_some_and(|m| duration_ns > m)
+            {
+                // Keep `open` on this trace so its other rows are skipped quickly.
+                cands.push(Candidate {
+                    first_row: usize::MAX,
+                    matched: 0,
+                    rows: Vec::new(),
+                });
+                continue;
+            }
         }
-        let mut id = [0u8; 16];
-        id.copy_from_slice(ids.value(a));
+        let mut rows = Vec::with_capacity(plan.spans_per_spanset.min(8));
+        if plan.spans_per_spanset > 0 {
+            rows.push(row);
+        }
         cands.push(Candidate {
-            id,
             first_row: a,
-            start_ns,
-            duration_ns,
-            matched: matched as u32,
-            rows: span_mask
-                .set_indices()
-                .take(plan.spans_per_spanset)
-                .map(|i| a + i)
-                .collect(),
+            matched: 1,
+            rows,
         });
     }
+    cands.retain(|c| c.first_row != usize::MAX);
     Ok((cands, starts.len() as u64, rows as u64))
 }
 
@@ -275,6 +358,9 @@ async fn hits(
     rows.dedup();
     let mut needs = Needs::default();
     for c in [
+        s::TRACE_ID,
+        s::TRACE_START,
+        s::TRACE_DURATION,
         s::ROOT_SERVICE,
         s::ROOT_NAME,
         s::SPAN_ID,
@@ -294,17 +380,20 @@ async fn hits(
                 needs.col(&s::ded_s(d));
                 needs.col(&s::ded_i(d));
             }
-            for l in [A_KEY, A_S, A_I, A_D, A_B] {
+            for l in [A_KV, A_P, A_I, A_D, A_B] {
                 needs.attr[l] = true;
             }
         }
     }
     let selection =
         RowSelection::from_consecutive_ranges(rows.iter().map(|&r| r..r + 1), footer.rows_in(rg));
+    let projection = needs.projection(footer);
+    let batch = footer.batch_for(rg, &projection, rows.len());
     let dec = footer
-        .decoder(
-            needs.projection(footer),
+        .decoder_with_batch(
+            projection,
             vec![RowGroupSelection::new(rg, Some(selection))],
+            batch,
         )
         .map_err(|m| r.corrupt(m))?;
     let batches = f.drive(dec).await.map_err(|e: FetchError| r.fetch_err(e))?;
@@ -331,17 +420,23 @@ async fn hits(
             .map(|c| {
                 let at = |row: usize| pos.get(&row).copied().ok_or("row not read");
                 let first = at(c.first_row)?;
+                let trace_id: TraceId = view
+                    .trace_id
+                    .value(first)
+                    .try_into()
+                    .map_err(|_| "trace id is not 16 bytes")?;
+                let start_ns = footer.base_ns.wrapping_add(view.trace_start.value(first));
                 Ok(TraceHit {
-                    trace_id: c.id,
+                    trace_id,
                     root_service_name: view.root_service.get(first).map(str::to_owned),
                     root_span_name: view.root_name.get(first).map(str::to_owned),
-                    start_ns: c.start_ns,
-                    duration_ns: c.duration_ns,
+                    start_ns,
+                    duration_ns: view.trace_duration.value(first),
                     matched: c.matched,
                     spans: c
                         .rows
                         .iter()
-                        .map(|&row| view.span_hit(at(row)?, c.start_ns, referenced))
+                        .map(|&row| view.span_hit(at(row)?, start_ns, referenced))
                         .collect::<Result<_, String>>()?,
                 })
             })
@@ -352,6 +447,9 @@ async fn hits(
 
 /// The result columns of the selected rows.
 struct HitView<'a> {
+    trace_id: &'a FixedSizeBinaryArray,
+    trace_start: &'a UInt64Array,
+    trace_duration: &'a UInt64Array,
     root_service: cols::DictStr<'a>,
     root_name: cols::DictStr<'a>,
     span_id: &'a FixedSizeBinaryArray,
@@ -368,6 +466,9 @@ struct HitView<'a> {
 impl<'a> HitView<'a> {
     fn of(batch: &'a RecordBatch, footer: &'a Footer) -> Result<Self, String> {
         Ok(HitView {
+            trace_id: cols::get(batch, s::TRACE_ID)?,
+            trace_start: cols::get(batch, s::TRACE_START)?,
+            trace_duration: cols::get(batch, s::TRACE_DURATION)?,
             root_service: cols::dict_str(batch, s::ROOT_SERVICE)?,
             root_name: cols::dict_str(batch, s::ROOT_NAME)?,
             span_id: cols::get(batch, s::SPAN_ID)?,
@@ -434,13 +535,21 @@ impl<'a> HitView<'a> {
             }
         }
         let a = self.attrs.as_ref().ok_or("attrs were not read")?;
-        let (Some(k), Some(sv), Some(iv), Some(dv), Some(bv)) = (a.key, a.s, a.i, a.d, a.b) else {
+        let (Some(iv), Some(dv), Some(bv)) = (a.i, a.d, a.b) else {
             return Err("attrs children were not read".into());
         };
-        let Some(e) = a.range(i).find(|&e| k.get(e) == Some(key)) else {
+        let mut found = None;
+        for e in a.range(i) {
+            let (k, v) = a.key_and_string(e)?;
+            if k == key {
+                found = Some((e, v));
+                break;
+            }
+        }
+        let Some((e, string)) = found else {
             return Ok(None);
         };
-        Ok(Some(if let Some(x) = sv.get(e) {
+        Ok(Some(if let Some(x) = string {
             OwnedValue::Str(x.to_owned())
         } else if iv.is_valid(e) {
             OwnedValue::Int(iv.value(e))
