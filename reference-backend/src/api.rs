@@ -82,8 +82,8 @@ fn bounds(params: &HashMap<String, String>) -> Result<TimeBounds, Error> {
 }
 
 fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Error> {
-    crate::tenant::resolve(
-        state.config.multitenancy_enabled,
+    crate::tenant::resolve_for(
+        &state.config,
         headers
             .get(tempo_api::tenant::ORG_ID_HEADER)
             .map(HeaderValue::as_bytes),

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::block::meta::META_OBJECT;
 use crate::block::{BlockMeta, BlockReader, EncodingSettings, format_by_name};
 use crate::error::{Error, Result};
+use crate::release::{Mutant, ReleaseId};
 use crate::store::BlockStore;
 
 /// One flushed block.
@@ -31,12 +32,31 @@ impl BlockEntry {
         })
     }
 
-    /// The block's reader, opened on first use.
+    /// The block's reader, opened on first use. A block in a format outside `readable`
+    /// is an error naming the block, its format and the releases that can read it.
     pub async fn reader(
         &self,
         store: &BlockStore,
         settings: &EncodingSettings,
+        readable: &Readable,
     ) -> Result<Arc<dyn BlockReader>> {
+        if !readable.formats.contains(&self.meta.format.as_str()) {
+            let readers: Vec<String> = ReleaseId::readers_of(&self.meta.format)
+                .into_iter()
+                .map(|r| r.number().to_string())
+                .collect();
+            return Err(Error::UnreadableBlock {
+                tenant: self.meta.tenant_id.clone(),
+                block_id: self.meta.block_id.to_string(),
+                format: self.meta.format.clone(),
+                release: readable.release,
+                readers: if readers.is_empty() {
+                    "none".into()
+                } else {
+                    readers.join(", ")
+                },
+            });
+        }
         self.reader
             .get_or_try_init(|| async {
                 let format = format_by_name(&self.meta.format, settings).ok_or_else(|| {
@@ -57,21 +77,68 @@ impl BlockEntry {
     }
 }
 
+/// The block formats the running release reads.
+#[derive(Debug, Clone)]
+pub struct Readable {
+    /// The running release.
+    pub release: ReleaseId,
+    /// Formats it reads.
+    pub formats: Vec<&'static str>,
+}
+
+impl Readable {
+    /// What `release` reads (less its predecessor's formats under the
+    /// `NoPreviousFormat` mutant).
+    pub fn of(release: ReleaseId, mutant: Option<Mutant>) -> Self {
+        let mut formats = release.reads().to_vec();
+        if mutant == Some(Mutant::NoPreviousFormat) {
+            formats.retain(|f| *f == release.default_write_format());
+        }
+        Readable { release, formats }
+    }
+}
+
+impl Default for Readable {
+    fn default() -> Self {
+        Readable::of(ReleaseId::default(), None)
+    }
+}
+
 /// Blocks by tenant.
 pub struct BlockList {
     store: BlockStore,
     settings: EncodingSettings,
+    readable: Readable,
     tenants: RwLock<HashMap<String, Vec<Arc<BlockEntry>>>>,
 }
 
 impl BlockList {
-    /// An empty list over `store`.
+    /// An empty list over `store`, reading what the default release reads.
     pub fn new(store: BlockStore, settings: EncodingSettings) -> Self {
         BlockList {
             store,
             settings,
+            readable: Readable::default(),
             tenants: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Read the formats in `readable` (the running release's).
+    pub fn with_readable(mut self, readable: Readable) -> Self {
+        self.readable = readable;
+        self
+    }
+
+    /// The formats this list's readers accept.
+    pub fn readable(&self) -> &Readable {
+        &self.readable
+    }
+
+    /// Open `block`'s reader, checking its format against the running release.
+    pub async fn reader(&self, block: &BlockEntry) -> Result<Arc<dyn BlockReader>> {
+        block
+            .reader(&self.store, &self.settings, &self.readable)
+            .await
     }
 
     /// The store blocks live in.

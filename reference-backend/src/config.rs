@@ -500,34 +500,32 @@ fn redact<S: Serializer>(value: &str, s: S) -> std::result::Result<S::Ok, S::Err
 }
 
 impl Config {
-    /// Read, parse and validate a config file.
+    /// Read, parse and validate a config file for the default release.
     pub fn load(path: &Path) -> Result<Self> {
+        Ok(Self::load_for(path, crate::release::ReleaseId::default())?.config)
+    }
+
+    /// Read, parse and validate a config file written for `release`.
+    pub fn load_for(
+        path: &Path,
+        release: crate::release::ReleaseId,
+    ) -> Result<crate::release::config_rules::Parsed> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_path_buf(),
             source,
         })?;
-        let config = Self::parse(&text).map_err(|e| match e {
+        crate::release::config_rules::parse(&text, release).map_err(|e| match e {
             Error::ConfigParse { message, .. } => Error::ConfigParse {
                 path: path.to_path_buf(),
                 message,
             },
             other => other,
-        })?;
-        Ok(config)
+        })
     }
 
-    /// Parse and validate config text.
+    /// Parse and validate config text for the default release.
     pub fn parse(text: &str) -> Result<Self> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
-                path: PathBuf::from("<inline>"),
-                message: e.to_string(),
-            })?
-        };
-        config.validate()?;
-        Ok(config)
+        Ok(crate::release::config_rules::parse(text, crate::release::ReleaseId::default())?.config)
     }
 
     /// Checks that serde cannot express.

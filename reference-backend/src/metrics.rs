@@ -78,6 +78,15 @@ pub struct Metrics {
     pub query_seconds: Family<EndpointLabel, Histogram>,
     /// Blocks whose objects could not be read during a query.
     pub block_read_errors: Counter,
+    /// Queries that touched a block in a format the running release cannot read.
+    pub unreadable_block_reads: Family<FormatLabel, Counter>,
+}
+
+/// `format` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FormatLabel {
+    /// Block format.
+    pub format: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -111,6 +120,7 @@ impl Metrics {
             queries: Family::default(),
             query_seconds: Family::new_with_constructor(latency_histogram),
             block_read_errors: Counter::default(),
+            unreadable_block_reads: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -194,7 +204,24 @@ impl Metrics {
             "Blocks that could not be read during a query",
             m.block_read_errors.clone(),
         );
+        r.register(
+            "reference_backend_unreadable_block_reads",
+            "Queries that touched a block whose format this release cannot read",
+            m.unreadable_block_reads.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Count a failed block read (and, for an unreadable format, which format).
+    pub fn block_read_error(&self, e: &crate::error::Error) {
+        self.block_read_errors.inc();
+        if let crate::error::Error::UnreadableBlock { format, .. } = e {
+            self.unreadable_block_reads
+                .get_or_create(&FormatLabel {
+                    format: format.clone(),
+                })
+                .inc();
+        }
     }
 
     /// Count discarded spans.

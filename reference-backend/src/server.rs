@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::block::{EncodingSettings, format_by_name};
 use crate::blocklist::BlockList;
+use crate::blocklist::Readable;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flush::Flusher;
@@ -221,7 +222,10 @@ async fn initialize(
     let config = &state.config;
     let metrics = state.metrics.clone();
     let settings = EncodingSettings::from(&config.storage.trace.block);
-    let blocks = Arc::new(BlockList::new(store, settings.clone()));
+    let blocks = Arc::new(
+        BlockList::new(store, settings.clone())
+            .with_readable(Readable::of(config.release, config.mutant)),
+    );
     if let Err(e) = blocks.poll().await {
         warn!(error = %e, "initial block list poll failed; retrying in the background");
     }
@@ -234,7 +238,12 @@ async fn initialize(
     let live = Arc::new(LiveStore::default());
     let mut spans = 0u64;
     let records = replay.records.len();
-    for (segment, record) in replay.records {
+    let replayed = if config.mutant == Some(crate::release::Mutant::SkipWalReplay) {
+        Vec::new()
+    } else {
+        replay.records
+    };
+    for (segment, record) in replayed {
         spans += record.fragments.iter().map(|f| f.spans as u64).sum::<u64>();
         live.insert(&record.tenant, segment, record.fragments);
     }
@@ -265,7 +274,7 @@ async fn initialize(
         config.ingester.clone(),
         metrics.clone(),
     );
-    let querier = Arc::new(Querier::new(live, blocks.clone(), metrics));
+    let querier = Arc::new(Querier::new(live, blocks.clone(), metrics).with_mutant(config.mutant));
     tokio::spawn(flusher.clone().run(stop.clone()));
     tokio::spawn(poll_blocks(
         blocks,

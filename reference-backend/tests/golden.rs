@@ -90,7 +90,7 @@ async fn check_golden(format: &str) {
     assert_eq!(meta.format, format);
     assert_eq!(meta.total_objects, TRACES);
     let reader = blocks[0]
-        .reader(list.store(), list.settings())
+        .reader(list.store(), list.settings(), list.readable())
         .await
         .unwrap();
     for (f, n) in corpus() {

@@ -1,6 +1,9 @@
 //! The backend's releases as data: which block format each writes and reads, its WAL
 //! format and its config schema. `--release N` selects one.
 
+pub mod config_rules;
+pub mod table;
+
 use std::fmt;
 
 /// A release of the reference backend.
