@@ -322,10 +322,10 @@ fn spelling_in(path: &str, release: ReleaseId) -> String {
             new,
             release: r,
         } = *c
+            && r <= release
+            && p == old
         {
-            if r <= release && p == old {
-                p = new.to_owned();
-            }
+            p = new.to_owned();
         }
     }
     p
@@ -340,10 +340,10 @@ fn display_path(path: &str, release: ReleaseId) -> String {
             new,
             release: r,
         } = *c
+            && r <= release
+            && (p == old || p.starts_with(&format!("{old}.")))
         {
-            if r <= release && (p == old || p.starts_with(&format!("{old}."))) {
-                p = format!("{new}{}", &p[old.len()..]);
-            }
+            p = format!("{new}{}", &p[old.len()..]);
         }
     }
     p
