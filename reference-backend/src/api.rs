@@ -218,6 +218,24 @@ async fn status_config(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Ok(core) = state.core() {
+        for format in ["rb1", "rb2"] {
+            state
+                .metrics
+                .blocks
+                .get_or_create(&crate::metrics::FormatLabel {
+                    format: format.into(),
+                })
+                .set(0);
+        }
+        for (format, n) in core.querier.blocks().count_by_format() {
+            state
+                .metrics
+                .blocks
+                .get_or_create(&crate::metrics::FormatLabel { format })
+                .set(n);
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

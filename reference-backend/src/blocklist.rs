@@ -165,6 +165,15 @@ impl BlockList {
         self.tenants.read().get(tenant).cloned().unwrap_or_default()
     }
 
+    /// Number of blocks per format over all tenants.
+    pub fn count_by_format(&self) -> HashMap<String, u64> {
+        let mut out: HashMap<String, u64> = HashMap::new();
+        for b in self.tenants.read().values().flatten() {
+            *out.entry(b.meta.format.clone()).or_default() += 1;
+        }
+        out
+    }
+
     /// Number of blocks over all tenants.
     pub fn len(&self) -> usize {
         self.tenants.read().values().map(Vec::len).sum()

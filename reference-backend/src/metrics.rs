@@ -80,6 +80,8 @@ pub struct Metrics {
     pub block_read_errors: Counter,
     /// Queries that touched a block in a format the running release cannot read.
     pub unreadable_block_reads: Family<FormatLabel, Counter>,
+    /// Blocks in the block list, by format (set when `/metrics` is scraped).
+    pub blocks: Family<FormatLabel, Gauge<u64, AtomicU64>>,
 }
 
 /// `format` label.
@@ -121,6 +123,7 @@ impl Metrics {
             query_seconds: Family::new_with_constructor(latency_histogram),
             block_read_errors: Counter::default(),
             unreadable_block_reads: Family::default(),
+            blocks: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -208,6 +211,11 @@ impl Metrics {
             "reference_backend_unreadable_block_reads",
             "Queries that touched a block whose format this release cannot read",
             m.unreadable_block_reads.clone(),
+        );
+        r.register(
+            "reference_backend_blocks",
+            "Blocks in the block list by format (compacted inputs excluded)",
+            m.blocks.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -51,6 +51,11 @@ impl Querier {
         }
     }
 
+    /// The block list lookups read.
+    pub fn blocks(&self) -> &Arc<BlockList> {
+        &self.blocks
+    }
+
     /// Break lookups on purpose (conformance self-test only).
     #[doc(hidden)]
     pub fn with_mutant(mut self, mutant: Option<Mutant>) -> Self {

@@ -193,10 +193,9 @@ async fn release_1_straight_to_3_fails_naming_the_rb1_blocks() {
         .await
         .unwrap();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("reference_backend_unreadable_block_reads_total{format=\"rb1\"}")
-                && !l.ends_with(" 0")),
+        metrics.lines().any(|l| l
+            .starts_with("reference_backend_unreadable_block_reads_total{format=\"rb1\"}")
+            && !l.ends_with(" 0")),
         "{metrics}"
     );
     b.shutdown().await.unwrap();

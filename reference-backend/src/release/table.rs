@@ -14,7 +14,7 @@ pub const UPGRADE_PATH: &[&str] = &[
     "1 -> 2: swap the binary on the same store and WAL directory; release 2 replays release 1's WAL, \
      reads rb1 blocks and writes rb2. Rename the keys it warns about.",
     "2: set compactor.compaction.rewrite_old_formats: true (or wait for block_retention) until no \
-     rb1 block is left: `GET /api/status/blocks` or the rb1 count on /metrics shows 0.",
+     rb1 block is left (reference_backend_blocks{format=\"rb1\"} on /metrics shows 0).",
     "2 -> 3: replace the ingester section with live_store and swap the binary.",
     "Skipping release 2 fails: release 3 cannot read rb1 blocks, and every query that touches one \
      fails with an error naming the block.",
