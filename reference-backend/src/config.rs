@@ -608,7 +608,8 @@ impl Config {
 
     /// The config as YAML, secrets redacted (for `/status/config`).
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        crate::release::config_rules::render(self)
+            .unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 

@@ -183,3 +183,28 @@ async fn check_config_reports_per_release() {
         "release 4 does not exist"
     );
 }
+
+#[test]
+fn status_config_is_rendered_in_the_release_spelling() {
+    let r3 = parse(RELEASE_3, R3).unwrap().config.to_yaml();
+    assert!(
+        r3.contains("live_store:") && !r3.contains("ingester:"),
+        "{r3}"
+    );
+    assert!(
+        r3.contains("max_live_bytes") && !r3.contains("page_size_bytes"),
+        "{r3}"
+    );
+    let r1 = parse(RELEASE_1, R1).unwrap().config.to_yaml();
+    assert!(
+        r1.contains("ingester:") && r1.contains("max_memory_bytes"),
+        "{r1}"
+    );
+    assert!(!r1.contains("compactor") && !r1.contains("version"), "{r1}");
+    // What a release renders, it parses back.
+    for (text, r) in [(RELEASE_1, R1), (RELEASE_2, R2), (RELEASE_3, R3)] {
+        let yaml = parse(text, r).unwrap().config.to_yaml();
+        let back = parse(&yaml, r).unwrap();
+        assert!(back.warnings.is_empty(), "{r}: {:?}", back.warnings);
+    }
+}

@@ -313,6 +313,45 @@ fn apply(
     }
 }
 
+/// Render `config` in its release's spelling (for `/status/config`): renamed keys under
+/// their new names, replaced sections under theirs, keys the release does not have left
+/// out. Secrets are redacted by the config's serializers.
+pub fn render(config: &Config) -> Result<String> {
+    let release = config.release;
+    let mut tree =
+        serde_json::to_value(config).map_err(|e| Error::Internal(format!("render config: {e}")))?;
+    for change in CHANGES {
+        let since = change.release();
+        match *change {
+            Change::Added { key, .. } if release < since => {
+                take(&mut tree, key);
+            }
+            Change::Renamed { old, new, .. } if release >= since => {
+                if let Some(v) = take(&mut tree, old) {
+                    insert(&mut tree, new, v);
+                }
+            }
+            Change::Removed { key, .. } if release >= since => {
+                take(&mut tree, key);
+            }
+            _ => {}
+        }
+    }
+    for change in CHANGES {
+        if let Change::SectionReplaced {
+            old,
+            new,
+            release: since,
+        } = *change
+            && release >= since
+            && let Some(v) = take(&mut tree, old)
+        {
+            insert(&mut tree, new, v);
+        }
+    }
+    serde_saphyr::to_string(&tree).map_err(|e| Error::Internal(format!("render config: {e}")))
+}
+
 /// How `release` spells the internal key `path` (renames applied, sections not).
 fn spelling_in(path: &str, release: ReleaseId) -> String {
     let mut p = path.to_owned();
