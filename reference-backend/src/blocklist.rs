@@ -8,10 +8,11 @@
 //! index. Live blocks have `meta.json` and no `meta.compacted.json`.
 //!
 //! A poll replaces a tenant's list with what the store says, except that a block missing
-//! from a snapshot stays until a snapshot taken more than [`SNAPSHOT_SKEW`] after the block
-//! was last seen (or added by the flusher) still lacks it, unless the snapshot shows it
-//! compacted. So a poll racing a flush (or reading an index built just before it) cannot
-//! hide a fresh block, and compacted or deleted blocks leave the list.
+//! from a snapshot stays while the snapshot is not newer than the block's last sighting (or
+//! its addition by the flusher); for an index, built by a process with its own clock, it
+//! must be newer by [`SNAPSHOT_SKEW`]. A block the snapshot shows compacted leaves at once.
+//! So a poll racing a flush (or reading an index built just before it) cannot hide a fresh
+//! block, and compacted or deleted blocks leave the list.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use crate::block::{BlockMeta, BlockReader, EncodingSettings, format_by_name, obj
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
 
-/// How much newer than a block's last sighting a snapshot must be before the block's absence
+/// How much newer than a block's last sighting an index must be before the block's absence
 /// from it counts (covers clock skew between the index builder and this process).
 pub const SNAPSHOT_SKEW: Duration = Duration::from_secs(60);
 
@@ -84,6 +85,10 @@ struct Tracked {
 struct Snapshot {
     /// When the listing behind it started.
     taken_at: SystemTime,
+    /// How much newer than a block's last sighting `taken_at` must be for the block's
+    /// absence to count: zero for this process's own listings, [`SNAPSHOT_SKEW`] for an
+    /// index (another process's clock).
+    margin: Duration,
     live: Vec<BlockMeta>,
     compacted: HashSet<Uuid>,
 }
@@ -109,6 +114,14 @@ impl BlockList {
                 .get(),
             listed: AtomicBool::new(false),
         }
+    }
+
+    /// Skip the listing of the first poll: read tenant indexes from the start (tests of
+    /// what the index alone shows).
+    #[doc(hidden)]
+    pub fn skip_first_listing(self) -> Self {
+        self.listed.store(true, Ordering::Release);
+        self
     }
 
     /// Use a tenant index only when it is at most this old (zero: of any age).
@@ -245,6 +258,7 @@ impl BlockList {
             .unwrap_or_default();
         let mut snap = Snapshot {
             taken_at,
+            margin: Duration::ZERO,
             live: Vec::new(),
             compacted: HashSet::new(),
         };
@@ -321,7 +335,7 @@ impl BlockList {
             list.push(tracked);
         }
         for (id, b) in old {
-            let gone = snap.compacted.contains(&id) || snap.taken_at > b.seen_at + SNAPSHOT_SKEW;
+            let gone = snap.compacted.contains(&id) || snap.taken_at > b.seen_at + snap.margin;
             if gone {
                 debug!(%tenant, block = %id, "block left the list");
             } else {
@@ -338,7 +352,127 @@ impl BlockList {
 fn snapshot_of_index(ix: TenantIndex) -> Snapshot {
     Snapshot {
         taken_at: ix.created().unwrap_or(SystemTime::UNIX_EPOCH),
+        margin: SNAPSHOT_SKEW,
         compacted: ix.compacted.iter().map(|c| c.meta.block_id).collect(),
         live: ix.meta,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::block::index::{COMPACTED_META_OBJECT, CompactedMeta, system_ns};
+    use crate::block::meta::rfc3339;
+    use bytes::Bytes;
+
+    fn meta(id: u128) -> BlockMeta {
+        BlockMeta {
+            format: "rb1".into(),
+            block_id: Uuid::from_u128(id),
+            tenant_id: "t".into(),
+            start_time: rfc3339(1),
+            end_time: rfc3339(2),
+            total_objects: 1,
+            total_spans: 1,
+            size: 1,
+            encoding: "zstd".into(),
+            bloom_shards: 0,
+            compaction_level: 0,
+        }
+    }
+
+    async fn put_meta(store: &BlockStore, m: &BlockMeta) {
+        let key = object_key(&m.tenant_id, &m.block_id, META_OBJECT);
+        store.put(&key, Bytes::from(m.to_json())).await.unwrap();
+    }
+
+    async fn put_index(store: &BlockStore, live: &[BlockMeta], at: SystemTime) {
+        let ix = TenantIndex {
+            created_at: rfc3339(system_ns(at)),
+            meta: live.to_vec(),
+            compacted: Vec::new(),
+        };
+        ix.write(store, "t").await.unwrap();
+    }
+
+    fn ids(l: &BlockList) -> Vec<u128> {
+        let mut v: Vec<u128> = l
+            .blocks("t")
+            .iter()
+            .map(|b| b.meta.block_id.as_u128())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn poll_drops_compacted_and_deleted_blocks() {
+        let store = BlockStore::memory();
+        for i in 1..=3 {
+            put_meta(&store, &meta(i)).await;
+        }
+        let list = BlockList::new(store.clone(), EncodingSettings::default());
+        assert_eq!(list.poll().await.unwrap(), 3);
+        let mark = CompactedMeta::new(meta(1), SystemTime::now());
+        let key = object_key("t", &Uuid::from_u128(1), COMPACTED_META_OBJECT);
+        store.put(&key, Bytes::from(mark.to_json())).await.unwrap();
+        store
+            .delete(&object_key("t", &Uuid::from_u128(2), META_OBJECT))
+            .await
+            .unwrap();
+        assert_eq!(list.poll().await.unwrap(), 0);
+        assert_eq!(ids(&list), [3]);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_index_is_read_instead_of_listing() {
+        let store = BlockStore::memory();
+        put_meta(&store, &meta(1)).await;
+        put_meta(&store, &meta(2)).await;
+        put_index(&store, &[meta(1)], SystemTime::now()).await;
+        let list = BlockList::new(store.clone(), EncodingSettings::default());
+        assert_eq!(list.poll().await.unwrap(), 2, "the first poll lists");
+        let list = BlockList::new(store.clone(), EncodingSettings::default()).skip_first_listing();
+        list.poll().await.unwrap();
+        assert_eq!(ids(&list), [1], "block 2 is not in the index");
+        let list = list.with_index_staleness(Duration::from_nanos(1));
+        list.poll().await.unwrap();
+        assert_eq!(ids(&list), [1, 2], "a stale index is replaced by a listing");
+    }
+
+    #[tokio::test]
+    async fn a_block_the_flusher_added_survives_an_older_index() {
+        let store = BlockStore::memory();
+        put_meta(&store, &meta(1)).await;
+        put_index(
+            &store,
+            &[meta(1)],
+            SystemTime::now() - Duration::from_secs(1),
+        )
+        .await;
+        let list = BlockList::new(store.clone(), EncodingSettings::default()).skip_first_listing();
+        list.poll().await.unwrap();
+        put_meta(&store, &meta(2)).await;
+        list.add(meta(2));
+        list.poll().await.unwrap();
+        assert_eq!(ids(&list), [1, 2], "the index predates block 2");
+        // An index built well after block 2 that lacks it: block 2 is gone.
+        put_index(&store, &[meta(1)], SystemTime::now() + 2 * SNAPSHOT_SKEW).await;
+        list.poll().await.unwrap();
+        assert_eq!(ids(&list), [1]);
+    }
+
+    #[tokio::test]
+    async fn a_changed_meta_replaces_the_entry() {
+        let store = BlockStore::memory();
+        put_meta(&store, &meta(1)).await;
+        let list = BlockList::new(store.clone(), EncodingSettings::default());
+        list.poll().await.unwrap();
+        let mut m = meta(1);
+        m.compaction_level = 3;
+        put_index(&store, &[m], SystemTime::now()).await;
+        list.poll().await.unwrap();
+        assert_eq!(list.blocks("t")[0].meta.compaction_level, 3);
     }
 }

@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::block::{EncodingSettings, format_by_name};
 use crate::blocklist::BlockList;
+use crate::compactor::Compactor;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flush::Flusher;
@@ -221,7 +222,10 @@ async fn initialize(
     let config = &state.config;
     let metrics = state.metrics.clone();
     let settings = EncodingSettings::from(&config.storage.trace.block);
-    let blocks = Arc::new(BlockList::new(store, settings.clone()));
+    let blocks = Arc::new(
+        BlockList::new(store, settings.clone())
+            .with_index_staleness(config.storage.trace.blocklist_poll_stale_tenant_index.get()),
+    );
     if let Err(e) = blocks.poll().await {
         warn!(error = %e, "initial block list poll failed; retrying in the background");
     }
@@ -265,6 +269,11 @@ async fn initialize(
         config.ingester.clone(),
         metrics.clone(),
     );
+    if config.release.has_compactor() && !config.compactor.compaction.disabled {
+        let compactor = Compactor::new(config, blocks.store().clone(), metrics.clone())?
+            .with_block_list(blocks.clone());
+        tokio::spawn(Arc::new(compactor).run(stop.clone()));
+    }
     let querier = Arc::new(Querier::new(live, blocks.clone(), metrics));
     tokio::spawn(flusher.clone().run(stop.clone()));
     tokio::spawn(poll_blocks(
