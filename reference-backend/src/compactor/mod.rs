@@ -19,6 +19,7 @@
 //! it and plans again. A job record beside a complete output marks a job that still has
 //! inputs to mark: the next cycle marks them.
 
+pub mod encoded;
 pub mod merge;
 pub mod plan;
 pub mod retention;
@@ -75,6 +76,8 @@ pub struct Compactor {
     metrics: Arc<Metrics>,
     blocks: Option<Arc<BlockList>>,
     cache: Mutex<MetaCache>,
+    /// One cycle at a time.
+    running: tokio::sync::Mutex<()>,
 }
 
 impl Compactor {
@@ -97,6 +100,7 @@ impl Compactor {
             metrics,
             blocks: None,
             cache: Mutex::new(MetaCache::default()),
+            running: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -162,9 +166,11 @@ impl Compactor {
     }
 
     /// One cycle at time `now` (retention and grace periods are measured against `now`;
-    /// tests pass a clock of their own). Fails only when the bucket cannot be listed;
-    /// failed steps are counted, logged and listed in the report.
+    /// tests pass a clock of their own). Cycles of one compactor do not overlap. Fails only
+    /// when the bucket cannot be listed; failed steps are counted, logged and listed in the
+    /// report.
     pub async fn cycle(&self, now: SystemTime) -> Result<CycleReport> {
+        let _running = self.running.lock().await;
         let listed_at = SystemTime::now();
         let listing = parse_listing(self.store.list_keys().await?);
         self.cache.lock().retain(&listing);
