@@ -190,9 +190,15 @@ async fn the_server_compacts_flushed_blocks() {
     loop {
         let (live, _, _) = bucket(&s).await;
         let ix = TenantIndex::read(&s, TENANT).await.ok().flatten();
-        if live.len() == 1
-            && ix.is_some_and(|ix| ix.meta.len() == 1 && ix.meta[0].compaction_level == 1)
-        {
+        // One block with every trace; its level depends on whether the compactor ran
+        // between the flushes (1) or only after all of them (2 or more is possible too).
+        let done = ix.is_some_and(|ix| {
+            ix.meta.len() == 1
+                && live == [ix.meta[0].block_id]
+                && ix.meta[0].total_objects == 6
+                && ix.meta[0].compaction_level >= 1
+        });
+        if done {
             break;
         }
         assert!(
@@ -220,10 +226,12 @@ async fn the_server_compacts_flushed_blocks() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("reference_backend_compaction_blocks_written_total 1"),
-        "{metrics}"
-    );
+    let written: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("reference_backend_compaction_blocks_written_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("compaction metric exported");
+    assert!(written >= 1, "{metrics}");
     b.shutdown().await.unwrap();
 }
 
