@@ -282,10 +282,9 @@ impl Compactor {
         let mut deleted = 0;
         for id in doomed {
             let objects = st.objects(&id);
-            let r = retention::delete_block(&self.store, &objects).await;
-            // Whatever was deleted, the block is no longer live; it stays listed as
-            // compacted until its mark (deleted last) is gone.
-            match r {
+            // On failure the block stays in `compacted`: its mark is deleted last, so the
+            // bucket still shows it compacted and the next cycle deletes the rest.
+            match retention::delete_block(&self.store, &objects).await {
                 Ok(()) => {
                     st.compacted.remove(&id);
                     st.listing.remove(&id);
@@ -313,11 +312,21 @@ impl Compactor {
         report: &mut CycleReport,
     ) -> Result<()> {
         let objects = st.objects(output);
-        let record = match self.store.get_opt(&st.key(output, state::JOB_OBJECT)).await? {
-            Some(b) => JobRecord::from_json(&st.tenant, output, &b)
-                .inspect_err(|e| warn!(tenant = %st.tenant, block = %output, error = %e, "unreadable job record"))
-                .ok(),
-            None => return Ok(()),
+        let Some(bytes) = self
+            .store
+            .get_opt(&st.key(output, state::JOB_OBJECT))
+            .await?
+        else {
+            return Ok(());
+        };
+        // An unreadable record still says "this directory is a compaction output"; without
+        // its input list the inputs stay live and a later job merges them again.
+        let record = match JobRecord::from_json(&st.tenant, output, &bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(tenant = %st.tenant, block = %output, error = %e, "unreadable job record");
+                None
+            }
         };
         if !objects.has_meta() && !objects.is_compacted() {
             // The output never became visible: remove what was written of it.
