@@ -266,6 +266,9 @@ pub struct TraceStorageConfig {
     pub block: BlockConfig,
     /// How often the block list is re-read from the object store.
     pub blocklist_poll: HumanDuration,
+    /// A tenant index (`<tenant>/index.json.gz`) older than this is not trusted: the poll
+    /// lists the tenant's objects instead. 0 uses the index however old it is.
+    pub blocklist_poll_stale_tenant_index: HumanDuration,
 }
 
 impl Default for TraceStorageConfig {
@@ -279,6 +282,7 @@ impl Default for TraceStorageConfig {
             wal: WalConfig::default(),
             block: BlockConfig::default(),
             blocklist_poll: HumanDuration(Duration::from_secs(5 * 60)),
+            blocklist_poll_stale_tenant_index: HumanDuration(Duration::from_secs(15 * 60)),
         }
     }
 }

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 use crate::block::{EncodingSettings, format_by_name};
 use crate::blocklist::BlockList;
 use crate::blocklist::Readable;
+use crate::compactor::Compactor;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flush::Flusher;
@@ -224,7 +225,8 @@ async fn initialize(
     let settings = EncodingSettings::from(&config.storage.trace.block);
     let blocks = Arc::new(
         BlockList::new(store, settings.clone())
-            .with_readable(Readable::of(config.release, config.mutant)),
+            .with_readable(Readable::of(config.release, config.mutant))
+            .with_index_staleness(config.storage.trace.blocklist_poll_stale_tenant_index.get()),
     );
     if let Err(e) = blocks.poll().await {
         warn!(error = %e, "initial block list poll failed; retrying in the background");
@@ -274,6 +276,11 @@ async fn initialize(
         config.ingester.clone(),
         metrics.clone(),
     );
+    if config.release.has_compactor() && !config.compactor.compaction.disabled {
+        let compactor = Compactor::new(config, blocks.store().clone(), metrics.clone())?
+            .with_block_list(blocks.clone());
+        tokio::spawn(Arc::new(compactor).run(stop.clone()));
+    }
     let querier = Arc::new(Querier::new(live, blocks.clone(), metrics).with_mutant(config.mutant));
     tokio::spawn(flusher.clone().run(stop.clone()));
     tokio::spawn(poll_blocks(

@@ -4,6 +4,7 @@
 //! exist for readers, so a crash mid-write leaves nothing visible.
 
 pub mod bloom;
+pub mod index;
 pub mod meta;
 pub mod rb1;
 
