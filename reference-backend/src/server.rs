@@ -23,6 +23,7 @@ use crate::ingest::Ingester;
 use crate::live::LiveStore;
 use crate::metrics::Metrics;
 use crate::query::Querier;
+use crate::search::Searcher;
 use crate::state::{AppState, Core};
 use crate::store::BlockStore;
 use crate::wal::Wal;
@@ -265,6 +266,7 @@ async fn initialize(
         config.ingester.clone(),
         metrics.clone(),
     );
+    let searcher = Arc::new(Searcher::new(live.clone(), blocks.clone(), metrics.clone()));
     let querier = Arc::new(Querier::new(live, blocks.clone(), metrics));
     tokio::spawn(flusher.clone().run(stop.clone()));
     tokio::spawn(poll_blocks(
@@ -275,6 +277,7 @@ async fn initialize(
     state.set_core(Core {
         ingester,
         querier,
+        searcher,
         flusher,
     });
     info!("ready");

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::search::generic::search_encoded;
-use crate::search::{SearchPlan, SearchResult};
+use crate::search::{SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 pub use meta::BlockMeta;
 
@@ -105,6 +105,17 @@ pub trait BlockReader: Send + Sync {
             let mut r = search_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), &plan)?;
             r.inspected_bytes = traces.iter().map(|(_, b)| b.len() as u64).sum();
             Ok(r)
+        })
+    }
+
+    /// Tag names and values of every trace in the block (for the tag endpoints). The
+    /// default decodes every trace; columnar formats may read only attribute columns.
+    async fn tags(&self) -> Result<TagSummary> {
+        let traces = self.read_all().await?;
+        crate::cpu::run_heavy(move || {
+            TagSummary::from_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), |_, _| {
+                true
+            })
         })
     }
 }
