@@ -108,13 +108,14 @@ pub trait BlockReader: Send + Sync {
         })
     }
 
-    /// Tag names and values of every trace in the block (for the tag endpoints). The
-    /// default decodes every trace; columnar formats may read only attribute columns.
-    async fn tags(&self) -> Result<TagSummary> {
+    /// Tag names and values of the block's traces overlapping `range_ns` (`[start, end]`
+    /// in unix ns; every trace when `None`), for the tag endpoints. The default decodes
+    /// every trace; columnar formats may read only the columns they need.
+    async fn tags(&self, range_ns: Option<(u64, u64)>) -> Result<TagSummary> {
         let traces = self.read_all().await?;
         crate::cpu::run_heavy(move || {
-            TagSummary::from_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), |_, _| {
-                true
+            TagSummary::from_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), |s, e| {
+                range_ns.is_none_or(|(start, end)| e >= start && s <= end)
             })
         })
     }

@@ -136,8 +136,7 @@ impl Searcher {
         Ok(out)
     }
 
-    /// Tag names and values of `tenant`'s data overlapping `range_ns` (all without one).
-    /// Traces in memory are kept or dropped one by one; flushed blocks by their time range.
+    /// Tag names and values of `tenant`'s traces overlapping `range_ns` (all without one).
     pub async fn tags(&self, tenant: &str, range_ns: Option<(u64, u64)>) -> Result<TagOutcome> {
         let keep = move |s: u64, e: u64| range_ns.is_none_or(|r| e >= r.0 && s <= r.1);
         let live = self.live.snapshot_where(tenant, keep);
@@ -156,7 +155,7 @@ impl Searcher {
             .map(|block| async move {
                 let found = async {
                     let reader = block.reader(store, settings).await?;
-                    reader.tags().await
+                    reader.tags(range_ns).await
                 }
                 .await;
                 found.inspect_err(|e| self.block_failed(tenant, &block, e))

@@ -230,3 +230,108 @@ fn span_hit(res: &[KeyValue], span: &Span, attributes: &[(Scope, &str)]) -> Span
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::search::traceql::parse_traceql;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn span(id: u8, parent: Option<u8>, start: u64, name: &str) -> Span {
+        Span {
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: name.into(),
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 10,
+            ..Default::default()
+        }
+    }
+
+    fn encode(service: &str, spans: Vec<Span>) -> Vec<u8> {
+        TracesData {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue(service.into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    fn plan(q: &str, limit: usize, spss: usize) -> SearchPlan {
+        SearchPlan {
+            limit,
+            spans_per_spanset: spss,
+            ..SearchPlan::new(parse_traceql(q).unwrap())
+        }
+    }
+
+    #[test]
+    fn concatenated_parts_merge_and_duplicate_spans_count_once() {
+        let mut bytes = encode(
+            "child",
+            vec![span(3, Some(1), 300, "c"), span(2, Some(1), 200, "b")],
+        );
+        bytes.extend(encode("root", vec![span(1, None, 100, "a")]));
+        bytes.extend(encode("child", vec![span(2, Some(1), 200, "b")]));
+        let r = search_encoded(
+            [([7; 16], bytes.as_slice())].into_iter(),
+            &plan("{}", 20, 2),
+        )
+        .unwrap();
+        assert_eq!((r.inspected_traces, r.inspected_spans), (1, 3));
+        let hit = &r.traces[0];
+        assert_eq!(hit.matched, 3);
+        assert_eq!(hit.root_service_name.as_deref(), Some("root"));
+        assert_eq!(hit.root_span_name.as_deref(), Some("a"));
+        assert_eq!((hit.start_ns, hit.duration_ns), (100, 210));
+        let ids: Vec<u8> = hit.spans.iter().map(|s| s.span_id[0]).collect();
+        assert_eq!(ids, [1, 2], "earliest matched spans first");
+    }
+
+    #[test]
+    fn a_source_keeps_the_most_recent_hits_whatever_the_input_order() {
+        let traces: Vec<([u8; 16], Vec<u8>)> = (1..=50u8)
+            .map(|i| {
+                (
+                    [i; 16],
+                    encode("s", vec![span(i, None, u64::from(i) * 1000, "x")]),
+                )
+            })
+            .collect();
+        let mut reversed = traces.clone();
+        reversed.reverse();
+        for input in [traces, reversed] {
+            let r = search_encoded(
+                input.iter().map(|(id, b)| (*id, b.as_slice())),
+                &plan("{}", 3, 3),
+            )
+            .unwrap();
+            let ids: Vec<u8> = r.traces.iter().map(|t| t.trace_id[0]).collect();
+            assert_eq!(ids, [50, 49, 48]);
+            assert_eq!(r.inspected_traces, 50);
+        }
+    }
+
+    #[test]
+    fn undecodable_trace_is_an_error() {
+        let bad = [0xff_u8, 0xff, 0xff];
+        let e = search_encoded([([1; 16], &bad[..])].into_iter(), &plan("{}", 20, 3)).unwrap_err();
+        assert!(e.to_string().contains("does not decode"), "{e}");
+    }
+}

@@ -251,3 +251,133 @@ pub fn parse_tag_request(params: &[(String, String)]) -> Result<TagRequest, Erro
         limit,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn params(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn plan(v: &[(&str, &str)]) -> SearchPlan {
+        parse_search(&params(v)).unwrap()
+    }
+
+    fn error(v: &[(&str, &str)]) -> String {
+        parse_search(&params(v)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let p = plan(&[]);
+        assert!(matches!(p.filter, Expr::All));
+        assert_eq!((p.limit, p.spans_per_spanset), (20, 3));
+        assert_eq!((p.start_ns, p.end_ns), (None, None));
+        let p = plan(&[
+            ("q", "{ .a = 1 }"),
+            ("limit", "5"),
+            ("spss", "100"),
+            ("start", "10"),
+            ("end", "20"),
+            ("minDuration", "1500us"),
+            ("maxDuration", "2s"),
+        ]);
+        assert_eq!(p.filter.conditions().len(), 1);
+        assert_eq!((p.limit, p.spans_per_spanset), (5, 100));
+        assert_eq!(
+            (p.start_ns, p.end_ns),
+            (Some(10_000_000_000), Some(20_000_000_000))
+        );
+        // Tempo keeps whole milliseconds.
+        assert_eq!(p.min_duration_ns, Some(1_000_000));
+        assert_eq!(p.max_duration_ns, Some(2_000_000_000));
+        // Below a millisecond is no bound at all.
+        assert_eq!(plan(&[("maxDuration", "500us")]).max_duration_ns, None);
+        // Empty values are absent.
+        assert_eq!(plan(&[("limit", ""), ("q", "")]).limit, 20);
+    }
+
+    #[test]
+    fn legacy_parameters_are_tags_only_without_q_tags_and_range() {
+        let p = plan(&[("service.name", "cart"), ("limit", "2"), ("x", "")]);
+        assert_eq!(p.filter.conditions().len(), 1);
+        assert_eq!(p.limit, 2);
+        let p = plan(&[("service.name", "cart"), ("start", "10"), ("end", "20")]);
+        assert!(matches!(p.filter, Expr::All));
+        let p = plan(&[("service.name", "cart"), ("q", "{}")]);
+        assert!(matches!(p.filter, Expr::All));
+    }
+
+    #[test]
+    fn query_size_limit() {
+        let at = format!(r#"{{ .a = "{}" }}"#, "x".repeat(MAX_QUERY_BYTES - 11));
+        assert_eq!(at.len(), MAX_QUERY_BYTES);
+        assert!(parse_search(&params(&[("q", &at)])).is_ok());
+        let over = format!("{at} ");
+        assert!(
+            error(&[("q", &over)]).starts_with(
+                "TraceQL expression exceeds the configured maximum size of 131072 bytes"
+            )
+        );
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (
+                &[("q", "{}"), ("tags", "a=b")],
+                "invalid request: can't specify tags and q",
+            ),
+            (
+                &[("minDuration", "-1s")],
+                "invalid minDuration: must not be negative",
+            ),
+            (
+                &[("minDuration", "1s"), ("maxDuration", "0s")],
+                "invalid maxDuration: must be greater",
+            ),
+            (&[("limit", "1.5")], "invalid limit: strconv.Atoi"),
+            (&[("spss", "x")], "invalid spss: strconv.Atoi"),
+            (
+                &[("end", "1700000000")],
+                "range specified by start and end exceeds 168h0m0s",
+            ),
+            (
+                &[("start", "-1"), ("end", "10")],
+                "invalid start: strconv.ParseUint",
+            ),
+            (
+                &[("tags", "a=b c=\"d")],
+                "invalid tags: unterminated quoted value at pos 9",
+            ),
+        ];
+        for (p, want) in cases {
+            let e = error(p);
+            assert!(e.starts_with(want), "{p:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn tag_requests() {
+        let r = parse_tag_request(&params(&[("scope", "span"), ("limit", "0")])).unwrap();
+        assert_eq!(
+            (r.scope, r.limit, r.range_ns),
+            (Some(TagScope::Span), None, None)
+        );
+        let r =
+            parse_tag_request(&params(&[("start", "1"), ("end", "2"), ("limit", "7")])).unwrap();
+        assert_eq!(r.range_ns, Some((1_000_000_000, 2_000_000_000)));
+        assert_eq!(r.limit, Some(7));
+        for bad in [
+            &[("scope", "x")][..],
+            &[("limit", "-1")],
+            &[("start", "3"), ("end", "2")],
+        ] {
+            assert!(parse_tag_request(&params(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
