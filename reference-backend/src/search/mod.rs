@@ -19,6 +19,7 @@ pub mod tags;
 pub mod traceql;
 #[cfg(test)]
 mod traceql_tests;
+pub mod vocabulary;
 
 use tempo_api::trace_id::TraceId;
 

@@ -14,7 +14,7 @@ use super::ast::{Field, Intrinsic, Scope};
 use super::engine::{SearchOutcome, TagOutcome};
 use super::request::{TagRequest, TagScope};
 use super::tag_summary::{TypedValue, ValueType};
-use super::traceql::{INTRINSICS, KINDS, STATUSES};
+use super::vocabulary::{INTRINSICS, KINDS, STATUSES};
 use super::{HitValue, SpanHit, TraceHit};
 
 /// What Tempo shows for a trace whose root span has not arrived.

@@ -15,7 +15,7 @@
 //! for it); use `status.code=error` for the span status.
 
 use super::ast::{Cond, Expr, Field, Intrinsic, Op, Scope, Static};
-use super::traceql::STATUSES;
+use super::vocabulary::STATUSES;
 use crate::error::Error;
 
 /// Parse logfmt `text` the way Tempo's decoder (go-logfmt) does. A key given twice, or a

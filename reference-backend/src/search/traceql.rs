@@ -13,61 +13,13 @@
 //! filters, structural operators, other scopes and intrinsics, `nil`, negation, arithmetic,
 //! and comparisons whose types can never match.
 
-use super::ast::{Cond, Expr, Field, Intrinsic, Op, Scope, Static};
+use super::ast::{Cond, Expr, Field, Op, Scope, Static};
 use super::lexer::{AttrScope, SyntaxError, Tok, Token, tokenize};
+use super::vocabulary::{INTRINSICS, OTHER_INTRINSICS, check_types, function, keyword};
 use crate::error::Error;
 
 /// Deepest parenthesis nesting accepted (keeps parsing and evaluation shallow).
 pub const MAX_NESTING: usize = 64;
-
-/// Intrinsic spellings and what they read.
-pub const INTRINSICS: [(&str, Intrinsic); 14] = [
-    ("name", Intrinsic::Name),
-    ("status", Intrinsic::Status),
-    ("kind", Intrinsic::Kind),
-    ("duration", Intrinsic::Duration),
-    ("rootServiceName", Intrinsic::RootServiceName),
-    ("rootName", Intrinsic::RootName),
-    ("traceDuration", Intrinsic::TraceDuration),
-    ("span:name", Intrinsic::Name),
-    ("span:status", Intrinsic::Status),
-    ("span:kind", Intrinsic::Kind),
-    ("span:duration", Intrinsic::Duration),
-    ("trace:rootService", Intrinsic::RootServiceName),
-    ("trace:rootName", Intrinsic::RootName),
-    ("trace:duration", Intrinsic::TraceDuration),
-];
-
-const OTHER_INTRINSICS: [&str; 13] = [
-    "statusMessage",
-    "span:statusMessage",
-    "childCount",
-    "span:childCount",
-    "parent",
-    "span:parentID",
-    "span:id",
-    "trace:id",
-    "nestedSetLeft",
-    "nestedSetRight",
-    "nestedSetParent",
-    "traceID",
-    "spanID",
-];
-
-const AGGREGATES: [&str; 5] = ["count", "avg", "min", "max", "sum"];
-
-/// Status keywords and their OTLP codes.
-pub const STATUSES: [(&str, i32); 3] = [("unset", 0), ("ok", 1), ("error", 2)];
-
-/// Kind keywords and their OTLP numbers.
-pub const KINDS: [(&str, i32); 6] = [
-    ("unspecified", 0),
-    ("internal", 1),
-    ("server", 2),
-    ("client", 3),
-    ("producer", 4),
-    ("consumer", 5),
-];
 
 /// Parse a TraceQL query of the supported subset.
 pub fn parse_traceql(query: &str) -> Result<Expr, Error> {
@@ -447,79 +399,4 @@ fn duration(ns: i64, at: usize) -> Result<Static, SyntaxError> {
     u64::try_from(ns)
         .map(Static::Duration)
         .or_else(|_| err("negative durations are not supported", at))
-}
-
-/// `true`, `false`, status and kind keywords as values.
-fn keyword(w: &str) -> Option<Static> {
-    match w {
-        "true" => Some(Static::Bool(true)),
-        "false" => Some(Static::Bool(false)),
-        _ => STATUSES
-            .iter()
-            .find(|(n, _)| *n == w)
-            .map(|(_, c)| Static::Status(*c))
-            .or_else(|| {
-                KINDS
-                    .iter()
-                    .find(|(n, _)| *n == w)
-                    .map(|(_, k)| Static::Kind(*k))
-            }),
-    }
-}
-
-/// How an unsupported function call is named in errors.
-fn function(name: &str) -> String {
-    if AGGREGATES.contains(&name) {
-        format!("aggregate {name}()")
-    } else if name == "select" {
-        "select(...)".into()
-    } else {
-        format!("function {name}()")
-    }
-}
-
-/// Reject comparisons Tempo rejects, or that could never be true.
-fn check_types(field: &Field, op: Op, value: &Static) -> Result<(), String> {
-    let regex = matches!(op, Op::Re | Op::NotRe);
-    let equality = matches!(op, Op::Eq | Op::Ne);
-    if regex && !matches!(value, Static::Str(_)) {
-        return Err(format!("'{}' needs a string pattern", op_text(op)));
-    }
-    let numeric = matches!(
-        value,
-        Static::Int(_) | Static::Float(_) | Static::Duration(_)
-    );
-    let ok = match field {
-        Field::Intrinsic(Intrinsic::Status) => matches!(value, Static::Status(_)) && equality,
-        Field::Intrinsic(Intrinsic::Kind) => matches!(value, Static::Kind(_)) && equality,
-        Field::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration) => numeric && !regex,
-        Field::Intrinsic(Intrinsic::Name | Intrinsic::RootName | Intrinsic::RootServiceName) => {
-            matches!(value, Static::Str(_))
-        }
-        Field::Attr { .. } => match value {
-            Static::Status(_) | Static::Kind(_) => false,
-            Static::Bool(_) => equality,
-            _ => true,
-        },
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(match field {
-        Field::Intrinsic(Intrinsic::Status) => {
-            "status compares only with = or != to error, ok or unset".into()
-        }
-        Field::Intrinsic(Intrinsic::Kind) => {
-            "kind compares only with = or != to unspecified, internal, server, client, producer or consumer".into()
-        }
-        Field::Intrinsic(Intrinsic::Duration | Intrinsic::TraceDuration) => {
-            "durations compare only with durations or numbers (=, !=, >, >=, <, <=)".into()
-        }
-        Field::Intrinsic(_) => "this intrinsic compares only with strings".into(),
-        Field::Attr { .. } => match value {
-            Static::Bool(_) => "booleans compare only with = or !=".into(),
-            _ => "status and kind keywords compare only with the status and kind intrinsics"
-                .into(),
-        },
-    })
 }
