@@ -25,6 +25,7 @@ use crate::ingest::Ingester;
 use crate::live::LiveStore;
 use crate::metrics::Metrics;
 use crate::query::Querier;
+use crate::search::Searcher;
 use crate::state::{AppState, Core};
 use crate::store::BlockStore;
 use crate::wal::Wal;
@@ -281,6 +282,7 @@ async fn initialize(
             .with_block_list(blocks.clone());
         tokio::spawn(Arc::new(compactor).run(stop.clone()));
     }
+    let searcher = Arc::new(Searcher::new(live.clone(), blocks.clone(), metrics.clone()));
     let querier = Arc::new(Querier::new(live, blocks.clone(), metrics).with_mutant(config.mutant));
     tokio::spawn(flusher.clone().run(stop.clone()));
     tokio::spawn(poll_blocks(
@@ -291,6 +293,7 @@ async fn initialize(
     state.set_core(Core {
         ingester,
         querier,
+        searcher,
         flusher,
     });
     info!("ready");
