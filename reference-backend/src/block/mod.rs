@@ -7,6 +7,7 @@ pub mod bloom;
 pub mod index;
 pub mod meta;
 pub mod rb1;
+pub mod rb2;
 
 use std::sync::Arc;
 
@@ -56,6 +57,10 @@ pub struct EncodingSettings {
     pub bloom_shard_bytes: usize,
     /// zstd level.
     pub zstd_level: i32,
+    /// rb2: target size of one Parquet row group (rows are cut at trace boundaries).
+    pub row_group_bytes: usize,
+    /// rb2: span attributes with their own columns (duplicates removed, order kept).
+    pub dedicated_columns: Vec<String>,
 }
 
 impl Default for EncodingSettings {
@@ -72,8 +77,20 @@ impl From<&crate::config::BlockConfig> for EncodingSettings {
             bloom_fp: c.bloom_filter_false_positive,
             bloom_shard_bytes: c.bloom_filter_shard_size_bytes.as_u64() as usize,
             zstd_level: c.zstd_level,
+            row_group_bytes: c.parquet_row_group_size_bytes.as_u64() as usize,
+            dedicated_columns: dedupe(&c.parquet_dedicated_columns),
         }
     }
+}
+
+fn dedupe(keys: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(keys.len());
+    for k in keys {
+        if !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    out
 }
 
 /// A block format: how blocks are written and opened.
@@ -126,6 +143,7 @@ pub trait BlockReader: Send + Sync {
 pub fn format_by_name(name: &str, settings: &EncodingSettings) -> Option<Arc<dyn BlockFormat>> {
     match name {
         rb1::FORMAT => Some(Arc::new(rb1::Rb1::new(settings.clone()))),
+        rb2::FORMAT => Some(Arc::new(rb2::Rb2::new(settings.clone()))),
         _ => None,
     }
 }
