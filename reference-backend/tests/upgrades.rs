@@ -22,6 +22,8 @@ const SPANS: u8 = 3;
 fn config(dir: &Path, release: ReleaseId) -> Config {
     let mut c = common::config(dir);
     c.release = release;
+    // The corpus is timestamped in 2023: keep retention from expiring it.
+    c.compactor.compaction.block_retention.0 = Duration::from_secs(20 * 365 * 24 * 3600);
     c
 }
 
@@ -211,6 +213,7 @@ async fn documented_path_1_to_2_rewrite_then_3_keeps_everything() {
     comp.compaction_cycle.0 = Duration::from_millis(100);
     comp.compacted_block_retention.0 = Duration::from_millis(100);
     let b = start(c2).await;
+    eprintln!("phase: release 2 before the rewrite");
     everything_readable(&b, &seeded()).await;
     flush(&b).await;
     // Wait (bounded) for the compactor to rewrite every rb1 block.
@@ -223,8 +226,10 @@ async fn documented_path_1_to_2_rewrite_then_3_keeps_everything() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("phase: release 2 after the rewrite");
     everything_readable(&b, &seeded()).await;
     b.shutdown().await.unwrap();
+    eprintln!("phase: release 3");
     let b = start(config(dir.path(), R3)).await;
     everything_readable(&b, &seeded()).await;
     b.shutdown().await.unwrap();
