@@ -640,7 +640,7 @@ mod tests {
     #[test]
     fn durations_and_sizes_are_typed() {
         let c = Config::parse(
-            "ingester:\n  trace_idle_period: 250ms\n  max_block_bytes: 1MiB\nstorage:\n  trace:\n    backend: memory\n",
+            "live_store:\n  trace_idle_period: 250ms\n  max_block_bytes: 1MiB\nstorage:\n  trace:\n    backend: memory\n",
         )
         .unwrap();
         assert_eq!(
@@ -662,7 +662,7 @@ mod tests {
 
     #[test]
     fn bad_duration_is_explained() {
-        let err = Config::parse("ingester:\n  trace_idle_period: soon\n")
+        let err = Config::parse("live_store:\n  trace_idle_period: soon\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid duration"), "{err}");

@@ -15,6 +15,7 @@ use prost::Message;
 use reference_backend::block::index::{COMPACTED_META_OBJECT, CompactedMeta, TenantIndex};
 use reference_backend::block::{EncodingSettings, format_by_name};
 use reference_backend::blocklist::BlockList;
+use reference_backend::blocklist::Readable;
 use uuid::Uuid;
 
 #[tokio::test]
@@ -109,7 +110,8 @@ async fn retention_marks_then_deletes_old_blocks_of_every_tenant() {
     let day_later = now() + Duration::from_secs(24 * 3600);
     let r = compactor(&c).cycle(day_later).await.unwrap();
     assert_eq!((r.blocks_expired, r.blocks_deleted), (2, 0));
-    let list = BlockList::new(store(&c), EncodingSettings::default());
+    let list = BlockList::new(store(&c), EncodingSettings::default())
+        .with_readable(Readable::of(c.release, None));
     list.poll().await.unwrap();
     assert!(list.is_empty(), "expired blocks leave readers' lists");
     let r = compactor(&c).cycle(day_later + GRACE).await.unwrap();
@@ -129,7 +131,10 @@ async fn poll_reads_the_index_not_the_bucket() {
     let s = store(&c);
     let a = write_block(&s, TENANT, &[(1, &[1])]).await;
     compactor(&c).cycle(now()).await.unwrap();
-    let list = Arc::new(BlockList::new(store(&c), EncodingSettings::default()));
+    let list = Arc::new(
+        BlockList::new(store(&c), EncodingSettings::default())
+            .with_readable(Readable::of(c.release, None)),
+    );
     list.poll().await.unwrap(); // the first poll lists
     assert_eq!(list.len(), 1);
 

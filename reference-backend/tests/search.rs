@@ -58,6 +58,8 @@ async fn corpus_answers_everywhere(format: &str) {
     let mut cfg = common::config(dir.path());
     cfg.ingester.trace_idle_period.0 = Duration::from_secs(3600);
     cfg.storage.trace.block.version = format.into();
+    // Release 2 writes and reads both formats.
+    cfg.release = reference_backend::release::ReleaseId::R2;
     let b = common::start(cfg.clone()).await;
     ingest(&b, None, &corpus::request()).await;
     check_corpus(&common::client(&b), &format!("{format} live"), 0).await;
@@ -77,7 +79,6 @@ async fn corpus_answers_on_live_data_rb1_blocks_and_after_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "rb2 is written on another branch: run once format_by_name(\"rb2\") exists"]
 async fn corpus_answers_on_live_data_rb2_blocks_and_after_restart() {
     corpus_answers_everywhere("rb2").await;
 }

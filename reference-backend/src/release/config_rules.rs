@@ -168,7 +168,10 @@ pub fn parse(text: &str, release: ReleaseId) -> Result<Parsed> {
         })?
     };
     config.release = release;
-    config.validate()?;
+    config.validate().map_err(|e| match e {
+        Error::ConfigInvalid(m) => Error::ConfigInvalid(translate(&m, release)),
+        other => other,
+    })?;
     validate_for_release(&config, release)?;
     Ok(Parsed { config, warnings })
 }
@@ -350,6 +353,66 @@ pub fn render(config: &Config) -> Result<String> {
         }
     }
     serde_saphyr::to_string(&tree).map_err(|e| Error::Internal(format!("render config: {e}")))
+}
+
+/// How `release` spells the internal dotted key `internal` (renames and sections applied).
+pub fn key_name(internal: &str, release: ReleaseId) -> String {
+    display_path(&spelling_in(internal, release), release)
+}
+
+/// Rewrite internal key names in a validation message into `release`'s spelling.
+fn translate(message: &str, release: ReleaseId) -> String {
+    let mut m = message.to_owned();
+    for c in CHANGES {
+        if let Change::Renamed {
+            old,
+            new,
+            release: r,
+        } = *c
+            && r <= release
+        {
+            let o = old.rsplit_once('.').map_or(old, |(_, o)| o);
+            let n = new.rsplit_once('.').map_or(new, |(_, n)| n);
+            m = replace_word(&m, o, n);
+        }
+    }
+    for c in CHANGES {
+        if let Change::SectionReplaced {
+            old,
+            new,
+            release: r,
+        } = *c
+            && r <= release
+        {
+            m = m.replace(&format!("{old}."), &format!("{new}."));
+        }
+    }
+    m
+}
+
+/// Replace `from` where it stands as a whole word (not inside a longer identifier).
+fn replace_word(text: &str, from: &str, to: &str) -> String {
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(from) {
+        let before = out.chars().last().or_else(|| rest[..i].chars().last());
+        let before = if i > 0 {
+            rest[..i].chars().last()
+        } else {
+            before
+        };
+        let after = rest[i + from.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        out.push_str(if ident(before) || ident(after) {
+            from
+        } else {
+            to
+        });
+        rest = &rest[i + from.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// How `release` spells the internal key `path` (renames applied, sections not).

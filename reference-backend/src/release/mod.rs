@@ -10,11 +10,11 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum ReleaseId {
     /// Release 1: rb1 only.
-    #[default]
     R1,
     /// Release 2: writes rb2 (or rb1), reads both.
     R2,
-    /// Release 3: rb2 only.
+    /// Release 3: rb2 only (the newest, and the default).
+    #[default]
     R3,
 }
 

@@ -14,6 +14,7 @@ use reference_backend::block::{
     BlockInput, BlockMeta, EncodingSettings, TraceRecord, format_by_name,
 };
 use reference_backend::blocklist::BlockList;
+use reference_backend::blocklist::Readable;
 use reference_backend::compactor::Compactor;
 use reference_backend::config::Config;
 use reference_backend::live::LiveStore;
@@ -171,13 +172,15 @@ pub async fn assert_readable_both_ways(
 ) {
     let s = EncodingSettings::default();
     assert_readable(
-        BlockList::new(store(c), s.clone()),
+        BlockList::new(store(c), s.clone()).with_readable(Readable::of(c.release, None)),
         expected,
         &format!("{when} (listing)"),
     )
     .await;
     assert_readable(
-        BlockList::new(store(c), s).skip_first_listing(),
+        BlockList::new(store(c), s)
+            .with_readable(Readable::of(c.release, None))
+            .skip_first_listing(),
         expected,
         &format!("{when} (index)"),
     )
