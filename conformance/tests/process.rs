@@ -82,12 +82,10 @@ async fn a_process_that_exits_at_start_is_reported_with_its_log() {
         ports: Ports::default(),
     };
     std::fs::create_dir_all(&launch.data_dir).unwrap();
-    let e = t
-        .start(&launch)
-        .await
-        .err()
-        .expect("must not start")
-        .to_string();
+    let e = match t.start(&launch).await {
+        Ok(_) => panic!("must not start"),
+        Err(e) => e.to_string(),
+    };
     assert!(e.contains("exited"), "{e}");
     assert!(
         e.contains("no_such_section"),
