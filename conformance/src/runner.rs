@@ -158,6 +158,18 @@ pub async fn run_target(
         notes: Vec::new(),
         results: Vec::new(),
     };
+    if let Some(reason) = target::unavailable_here(file).await {
+        let outcome = if crate::docker::required() {
+            Outcome::Fail(format!("{reason} (TRACEBENCH_REQUIRE_DOCKER=1)"))
+        } else {
+            Outcome::Skip(reason)
+        };
+        run.results = cases
+            .iter()
+            .map(|c| result(c, outcome.clone(), Instant::now()))
+            .collect();
+        return run;
+    }
     let mut by_profile: Vec<(Option<&'static str>, Vec<Case>)> = Vec::new();
     for case in cases {
         if let Some(reason) = skip_reason(file, case) {

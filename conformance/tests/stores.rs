@@ -36,3 +36,17 @@ async fn s3_env_without_an_endpoint_is_skipped_with_the_reason() {
     };
     assert!(reason.contains("TRACEBENCH_S3_ENDPOINT"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_targets_are_skipped_with_the_reason_without_docker() {
+    if conformance::docker::available().await.is_ok() || conformance::docker::required() {
+        return;
+    }
+    let file = common::target("tempo-3.0-container");
+    let run = common::run(&file, StoreSpec::Local, &select(Some("ingest.otlp_grpc"))).await;
+    let conformance::runner::Outcome::Skip(reason) = common::outcome(&run, "ingest.otlp_grpc")
+    else {
+        panic!("expected a skip");
+    };
+    assert!(reason.starts_with("docker unavailable"), "{reason}");
+}

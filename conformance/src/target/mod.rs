@@ -124,6 +124,16 @@ pub fn build(file: &TargetFile) -> Box<dyn Target> {
     }
 }
 
+/// `Err(reason)` when `file`'s target cannot run on this machine (a container target without
+/// a Docker engine); the caller skips its cases, or fails them under
+/// `TRACEBENCH_REQUIRE_DOCKER=1`.
+pub async fn unavailable_here(file: &TargetFile) -> Option<String> {
+    if file.kind != TargetKind::Container {
+        return None;
+    }
+    crate::docker::available().await.err()
+}
+
 /// The config `file` renders to for `launch` with `ports` and `config_file` as the path the
 /// config will be written to: template, then the store overlay, then the profile overlay.
 pub fn render_config(

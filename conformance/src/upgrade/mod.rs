@@ -200,7 +200,24 @@ pub async fn run_upgrade(
         notes: Vec::new(),
     };
     let started = Instant::now();
-    if let Err(e) = flow(&mut f, store, opts).await {
+    for file in [from, to] {
+        if let Some(reason) = target::unavailable_here(file).await {
+            let why = format!("{}: {reason}", file.name);
+            for (id, _) in CASES {
+                f.set(
+                    id,
+                    if crate::docker::required() {
+                        Outcome::Fail(why.clone())
+                    } else {
+                        Outcome::Skip(why.clone())
+                    },
+                );
+            }
+        }
+    }
+    if f.verdicts.is_empty()
+        && let Err(e) = flow(&mut f, store, opts).await
+    {
         f.notes.push(format!("flow stopped: {e:#}"));
         f.fail_rest(&format!("not reached: {e:#}"));
     }
