@@ -1,7 +1,7 @@
 //! Command line: `conformance list`, `run`, `upgrade`, and the hidden `serve-reference` that
 //! runs a reference release as this program's child process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -10,7 +10,7 @@ use crate::report::{DEFAULT_OUT, Report};
 use crate::runner::{run_target, select};
 use crate::spec::TargetFile;
 use crate::store::{Started, Store, StoreSpec};
-use crate::upgrade::{UpgradeOptions, run_upgrade, work_dir};
+use crate::upgrade::{UpgradeOptions, run_upgrade};
 
 /// Black-box conformance and upgrade suite for OTLP tracing backends with Tempo's query API.
 #[derive(Debug, Parser)]
@@ -219,4 +219,15 @@ async fn serve_reference(
     }
     backend.shutdown().await?;
     Ok(0)
+}
+
+/// The scratch directory for a command: `dir` when given, else a fresh one under the system
+/// temp dir (kept, so logs can be read after a failure).
+pub fn work_dir(dir: Option<&Path>) -> crate::Result<PathBuf> {
+    let path = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir().join(format!("conformance-{}", crate::runner::nonce())),
+    };
+    std::fs::create_dir_all(&path).map_err(|e| crate::Error::io(&path, e))?;
+    Ok(path)
 }

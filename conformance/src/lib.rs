@@ -2,6 +2,7 @@
 //! API, and an upgrade runner that writes with release N and reads with N+1 on the same object
 //! store and data directory. See the crate README for the flow and a code map.
 
+pub mod capability;
 pub mod cases;
 pub mod cli;
 pub mod compare;

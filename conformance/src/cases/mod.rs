@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod limits;
 pub mod query;
 pub mod search;
+pub mod search_tags;
 pub mod tenancy;
 
 use std::collections::BTreeSet;
@@ -82,6 +83,7 @@ pub fn catalog() -> Vec<Case> {
     all.extend(fidelity::cases());
     all.extend(query::cases());
     all.extend(search::cases());
+    all.extend(search_tags::cases());
     all.extend(durability::cases());
     all.extend(tenancy::cases());
     all.extend(limits::cases());

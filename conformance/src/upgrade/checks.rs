@@ -1,14 +1,14 @@
 //! Checks the upgrade flow makes: a corpus read back through one target, a config judged by
 //! another, the rollback's "fails cleanly" rule.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tempo_api::TempoClient;
 
 use crate::cases::{await_equal_with, read_with};
-use crate::fixtures::TraceId;
+use crate::fixtures::{self, TraceId};
 use crate::runner::Outcome;
 use crate::spec::{Capability, ConfigExpectation, ConfigOutcome, TargetFile};
 use crate::target::{ConfigVerdict, Running};
@@ -135,6 +135,38 @@ pub async fn read_cleanly(
     Ok(format!(
         "{intact} intact, {missing} not found, {errors} answered with errors: no wrong data"
     ))
+}
+
+/// Find every corpus trace by `tags=conf.upgrade=<nonce>` within the search timing.
+pub async fn search_all(
+    file: &TargetFile,
+    running: &Running,
+    nonce: &str,
+    corpus: &[Written],
+) -> anyhow::Result<()> {
+    let client = client(file, running)?;
+    let now = fixtures::now_ns() / 1_000_000_000;
+    let req = tempo_api::search::SearchRequest::tags(format!("conf.upgrade={nonce}"))
+        .with_range((now - 3600) as u32, (now + 60) as u32);
+    let deadline = Instant::now() + file.timings.search_visible_within.get();
+    loop {
+        let resp = client.search(&req).await?;
+        let found: Vec<fixtures::TraceId> = resp
+            .traces
+            .iter()
+            .filter_map(|t| tempo_api::parse_trace_id(&t.trace_id).ok())
+            .collect();
+        let missing = corpus.iter().filter(|w| !found.contains(&w.id)).count();
+        if missing == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{missing} of {} traces not found by tags=conf.upgrade={nonce}",
+            corpus.len()
+        );
+        tokio::time::sleep(file.timings.poll_interval.get()).await;
+    }
 }
 
 /// Judge a config check against the expectation.

@@ -14,7 +14,7 @@ pub mod checks;
 pub mod load;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -26,7 +26,7 @@ use crate::runner::{CaseResult, Outcome, TargetRun, nonce};
 use crate::spec::{Capability, ReferenceMode, TargetFile, TargetKind, UpgradeExpectation};
 use crate::store::Store;
 use crate::target::{self, Launch, Ports, Running, Target};
-use checks::{Written, judge_config, read_all, read_cleanly};
+use checks::{Written, judge_config, read_all, read_cleanly, search_all};
 
 /// Traces in each part of the corpus.
 pub const PART_SIZE: usize = 3;
@@ -421,37 +421,6 @@ async fn flow(f: &mut Flow<'_>, store: &Store, opts: &UpgradeOptions) -> anyhow:
     rollback(f, &launch, &corpus, &newer).await
 }
 
-async fn search_all(
-    file: &TargetFile,
-    running: &Running,
-    nonce: &str,
-    corpus: &[Written],
-) -> anyhow::Result<()> {
-    let client = checks::client(file, running)?;
-    let now = fixtures::now_ns() / 1_000_000_000;
-    let req = tempo_api::search::SearchRequest::tags(format!("conf.upgrade={nonce}"))
-        .with_range((now - 3600) as u32, (now + 60) as u32);
-    let deadline = Instant::now() + file.timings.search_visible_within.get();
-    loop {
-        let resp = client.search(&req).await?;
-        let found: Vec<fixtures::TraceId> = resp
-            .traces
-            .iter()
-            .filter_map(|t| tempo_api::parse_trace_id(&t.trace_id).ok())
-            .collect();
-        let missing = corpus.iter().filter(|w| !found.contains(&w.id)).count();
-        if missing == 0 {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{missing} of {} traces not found by tags=conf.upgrade={nonce}",
-            corpus.len()
-        );
-        tokio::time::sleep(file.timings.poll_interval.get()).await;
-    }
-}
-
 async fn rollback(
     f: &mut Flow<'_>,
     launch: &Launch,
@@ -513,15 +482,4 @@ async fn rollback(
         ),
     }
     Ok(())
-}
-
-/// The scratch directory for a command: `dir` when given, else a fresh one under the system
-/// temp dir (kept, so logs can be read after a failure).
-pub fn work_dir(dir: Option<&Path>) -> crate::Result<PathBuf> {
-    let path = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::temp_dir().join(format!("conformance-{}", nonce())),
-    };
-    std::fs::create_dir_all(&path).map_err(|e| crate::Error::io(&path, e))?;
-    Ok(path)
 }
