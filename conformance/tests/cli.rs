@@ -1,0 +1,83 @@
+//! The command line: `list`, `run` exit codes and the three reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_conformance");
+
+#[test]
+fn list_markdown_names_every_case() {
+    let out = Command::new(BIN)
+        .args(["list", "--markdown"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for c in conformance::cases::catalog() {
+        assert!(text.contains(&format!("`{}`", c.id)), "{} missing", c.id);
+    }
+}
+
+#[test]
+fn run_writes_three_reports_and_the_exit_code_follows_the_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let ok = Command::new(BIN)
+        .args(["run", "--target"])
+        .arg(common::target_path("reference-1"))
+        .args([
+            "--store",
+            "local",
+            "--cases",
+            "ingest.otlp_grpc,fidelity.shared_span_id",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    for f in ["junit.xml", "report.md", "report.json"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("opted out"), "{md}");
+
+    // Declare a request cap the target does not have: the case fails, and says why.
+    let text = std::fs::read_to_string(common::target_path("reference-1"))
+        .unwrap()
+        .replace("max_request_bytes: 4194304", "max_request_bytes: 100000");
+    let target = dir.path().join("wrong-limits.yaml");
+    std::fs::write(&target, text).unwrap();
+    let failed = Command::new(BIN)
+        .args(["run", "--target"])
+        .arg(&target)
+        .args([
+            "--store",
+            "local",
+            "--cases",
+            "ingest.oversized_request",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--work-dir")
+        .arg(dir.path().join("work2"))
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("`ingest.oversized_request`: a request of about"),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("<failure message="), "{junit}");
+}
