@@ -82,6 +82,10 @@ pub const CHANGES: &[Change] = &[
         key: "storage.trace.block.parquet_dedicated_columns",
         release: ReleaseId::R2,
     },
+    Change::Added {
+        key: "storage.trace.blocklist_poll_stale_tenant_index",
+        release: ReleaseId::R2,
+    },
     Change::SectionReplaced {
         old: "ingester",
         new: "live_store",
