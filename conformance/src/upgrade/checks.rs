@@ -152,7 +152,10 @@ pub async fn search_all(
         .with_range((now - 3600) as u32, (now + 60) as u32);
     let deadline = Instant::now() + file.timings.search_visible_within.get();
     loop {
-        let resp = client.search(&req).await?;
+        let resp = client
+            .search(&req)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
         let found: Vec<fixtures::TraceId> = resp
             .traces
             .iter()
@@ -179,7 +182,8 @@ pub fn judge_config(verdict: &ConfigVerdict, exp: &ConfigExpectation) -> Outcome
         .map(String::as_str)
         .filter(|k| !verdict.output.contains(k))
         .collect();
-    let output: String = verdict.output.trim().chars().take(400).collect();
+    // Long enough for a rejection that names a whole section key by key.
+    let output: String = verdict.output.trim().chars().take(1500).collect();
     match (exp.outcome, verdict.accepted) {
         (ConfigOutcome::Accept, false) => {
             Outcome::Fail(format!("the previous config was rejected: {output}"))
