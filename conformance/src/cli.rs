@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use reference_backend::release::ReleaseId;
+
 use crate::report::{DEFAULT_OUT, Report};
 use crate::runner::{run_target, select};
 use crate::spec::TargetFile;
@@ -72,19 +74,36 @@ pub enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
-    /// Run a reference-backend release (same flags as `reference-backend`), for child-process
-    /// targets when the `reference-backend` binary is not at hand.
-    #[command(hide = true)]
+    /// Run a reference-backend release (same flags as `reference-backend`, and its
+    /// `check-config`), for child-process targets when the `reference-backend` binary is not
+    /// at hand.
+    #[command(hide = true, args_conflicts_with_subcommands = true)]
     ServeReference {
-        /// Config file.
+        /// Config file, in the release's spelling.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Write the bound addresses here as JSON.
         #[arg(long)]
         listen_report: Option<PathBuf>,
-        /// Release number.
-        #[arg(long, default_value_t = 1)]
+        /// Release number (default: the newest, as `reference-backend`).
+        #[arg(long, default_value_t = ReleaseId::default().number())]
         release: u32,
+        /// `check-config`: validate a config without starting.
+        #[command(subcommand)]
+        check: Option<ServeCommand>,
+    },
+}
+
+/// What `serve-reference` does instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Validate a config for a release: `warning: …` lines, then ok; exit 1 when rejected.
+    CheckConfig {
+        /// Release number.
+        #[arg(long, default_value_t = ReleaseId::default().number())]
+        release: u32,
+        /// The config file.
+        file: PathBuf,
     },
 }
 
@@ -187,11 +206,28 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
             finish(&report, &out)
         }
         Command::ServeReference {
+            check: Some(ServeCommand::CheckConfig { release, file }),
+            ..
+        } => {
+            let r = release_id(release)?;
+            let parsed = reference_backend::Config::load_for(&file, r)?;
+            for w in &parsed.warnings {
+                println!("warning: {w}");
+            }
+            println!("{}: ok for {r}", file.display());
+            Ok(0)
+        }
+        Command::ServeReference {
             config,
             listen_report,
             release,
+            check: None,
         } => serve_reference(config, listen_report, release).await,
     }
+}
+
+fn release_id(n: u32) -> anyhow::Result<ReleaseId> {
+    ReleaseId::from_number(n).with_context(|| format!("reference-backend has no release {n}"))
 }
 
 async fn serve_reference(
@@ -199,12 +235,20 @@ async fn serve_reference(
     listen_report: Option<PathBuf>,
     release: u32,
 ) -> anyhow::Result<u8> {
-    let mut c = match &config {
-        Some(p) => reference_backend::Config::load(p)?,
-        None => reference_backend::Config::default(),
+    let release = release_id(release)?;
+    let c = match &config {
+        Some(p) => {
+            let parsed = reference_backend::Config::load_for(p, release)?;
+            for w in &parsed.warnings {
+                eprintln!("warning: {w}");
+            }
+            parsed.config
+        }
+        None => reference_backend::Config {
+            release,
+            ..Default::default()
+        },
     };
-    c.release = reference_backend::release::ReleaseId::from_number(release)
-        .with_context(|| format!("no release {release}"))?;
     let backend = reference_backend::Backend::start(c).await?;
     if let Some(path) = &listen_report {
         let tmp = path.with_extension("tmp");

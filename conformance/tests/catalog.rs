@@ -1,5 +1,5 @@
-//! The catalog against every reference release, in-process, on a local directory and on the
-//! embedded S3 server.
+//! The whole catalog (search included) against every reference release, in-process, on a
+//! local directory and on the embedded S3 server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -9,8 +9,12 @@ use conformance::store::StoreSpec;
 
 async fn catalog(release: u32, spec: StoreSpec) {
     let file = common::target(&format!("reference-{release}"));
-    let run = common::run(&file, spec, &common::catalog_without_search()).await;
+    let run = common::run(&file, spec, &select(None)).await;
     common::assert_passed(&run);
+    // Search ran, it was not skipped.
+    for id in ["search.traceql_attribute", "search.tag_values"] {
+        assert_eq!(common::outcome(&run, id), &Outcome::Pass, "{id}");
+    }
     // The declared opt-out is a skip with its reason, not a silent pass.
     let Outcome::Skip(reason) = common::outcome(&run, "fidelity.shared_span_id") else {
         panic!("fidelity.shared_span_id should be opted out");
@@ -29,35 +33,23 @@ async fn release_1_embedded_s3() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs release 2 in reference-backend (the rb2 block format)"]
 async fn release_2_local() {
     catalog(2, StoreSpec::Local).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs release 2 in reference-backend (the rb2 block format)"]
 async fn release_2_embedded_s3() {
     catalog(2, StoreSpec::EmbeddedS3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs release 3 in reference-backend (the rb2 block format)"]
 async fn release_3_local() {
     catalog(3, StoreSpec::Local).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs release 3 in reference-backend (the rb2 block format)"]
 async fn release_3_embedded_s3() {
     catalog(3, StoreSpec::EmbeddedS3).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs search in reference-backend (/api/search and the tag endpoints)"]
-async fn search_on_release_1() {
-    let file = common::target("reference-1");
-    let run = common::run(&file, StoreSpec::EmbeddedS3, &select(Some("search"))).await;
-    common::assert_passed(&run);
 }
 
 /// A capability the target does not declare skips the case with the capability's name.

@@ -81,3 +81,69 @@ fn run_writes_three_reports_and_the_exit_code_follows_the_verdicts() {
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure message="), "{junit}");
 }
+
+/// A copy of a bundled target file in `dir` that gives up on reads after 2 s (for pairs
+/// whose reads are expected to fail).
+fn impatient(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(common::target_path(name))
+        .unwrap()
+        .replace("visible_within: 10s", "visible_within: 2s");
+    assert!(text.contains("visible_within: 2s"));
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn upgrade_exit_codes_and_reports_follow_the_release_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let upgrade = |from: &std::path::Path, to: &std::path::Path, out: &std::path::Path| {
+        Command::new(BIN)
+            .arg("upgrade")
+            .arg("--from")
+            .arg(from)
+            .arg("--to")
+            .arg(to)
+            .args(["--store", "embedded-s3", "--out"])
+            .arg(out)
+            .arg("--work-dir")
+            .arg(out.join("work"))
+            .output()
+            .unwrap()
+    };
+    let ok_out = dir.path().join("1-2");
+    let ok = upgrade(
+        &common::target_path("reference-1"),
+        &common::target_path("reference-2"),
+        &ok_out,
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("PASSED reference-1 → reference-2 [embedded-s3]"),
+        "{stdout}"
+    );
+    for f in ["junit.xml", "report.md", "report.json"] {
+        assert!(ok_out.join(f).is_file(), "{f}");
+    }
+
+    let bad_out = dir.path().join("1-3");
+    let bad = upgrade(
+        &impatient(dir.path(), "reference-1"),
+        &impatient(dir.path(), "reference-3"),
+        &bad_out,
+    );
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    let md = std::fs::read_to_string(bad_out.join("report.md")).unwrap();
+    assert!(md.contains("**FAILED**"), "{md}");
+    let read = md
+        .lines()
+        .find(|l| l.contains("`upgrade.read_by_id`:"))
+        .unwrap_or_else(|| panic!("no read_by_id failure in\n{md}"));
+    assert!(
+        read.contains("flushed part")
+            && read.contains("in format rb1, which release 3 cannot read"),
+        "{read}"
+    );
+}

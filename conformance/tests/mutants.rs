@@ -6,42 +6,52 @@ mod common;
 
 use conformance::runner::{Outcome, select};
 use conformance::store::StoreSpec;
+use reference_backend::config::HumanDuration;
 use reference_backend::release::Mutant;
+use std::time::Duration;
 
-async fn fails_with_mutant(release: u32, mutant: Mutant, case: &str) {
+/// A mutant is expected to fail; a short poll keeps each expected failure short (the control
+/// runs keep the target file's timing).
+const MUTANT_VISIBLE_WITHIN: HumanDuration = HumanDuration(Duration::from_secs(3));
+
+async fn fails_with_mutant(release: u32, mutant: Mutant, case: &str) -> String {
     let mut file = common::target(&format!("reference-{release}"));
     // Control: the case passes on the release as it is.
     let run = common::run(&file, StoreSpec::Local, &select(Some(case))).await;
-    assert_eq!(common::outcome(&run, case), &Outcome::Pass, "control run");
-    file.mutant = Some(mutant);
-    let run = common::run(&file, StoreSpec::Local, &select(Some(case))).await;
-    assert!(
-        matches!(common::outcome(&run, case), Outcome::Fail(_)),
-        "{mutant:?} should make {case} fail, got {:?}",
-        common::outcome(&run, case)
+    assert_eq!(
+        common::outcome(&run, case),
+        &Outcome::Pass,
+        "control run: {}",
+        common::failures(&run)
     );
+    file.mutant = Some(mutant);
+    file.timings.visible_within = MUTANT_VISIBLE_WITHIN;
+    let run = common::run(&file, StoreSpec::Local, &select(Some(case))).await;
+    match common::outcome(&run, case) {
+        Outcome::Fail(why) => why.clone(),
+        other => panic!("{mutant:?} should make {case} fail, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mutant hooks"]
 async fn skip_wal_replay_fails_restart_before_flush() {
-    fails_with_mutant(1, Mutant::SkipWalReplay, "durability.restart_before_flush").await;
+    let why = fails_with_mutant(1, Mutant::SkipWalReplay, "durability.restart_before_flush").await;
+    assert!(why.contains("not found") || why.contains("404"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mutant hooks"]
 async fn drop_span_attributes_fails_any_value_kinds() {
-    fails_with_mutant(1, Mutant::DropSpanAttributes, "fidelity.any_value_kinds").await;
+    let why = fails_with_mutant(2, Mutant::DropSpanAttributes, "fidelity.any_value_kinds").await;
+    assert!(why.contains("attribute"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mutant hooks"]
 async fn ignore_tenant_fails_isolation() {
-    fails_with_mutant(1, Mutant::IgnoreTenant, "tenancy.isolation").await;
+    let why = fails_with_mutant(3, Mutant::IgnoreTenant, "tenancy.isolation").await;
+    assert!(why.contains("read tenant"), "{why}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mutant hooks (and release 2)"]
 async fn no_previous_format_fails_read_by_id() {
     let from = common::target("reference-1");
     let mut to = common::target("reference-2");
@@ -52,6 +62,8 @@ async fn no_previous_format_fails_read_by_id() {
         "control run"
     );
     to.mutant = Some(Mutant::NoPreviousFormat);
+    to.timings.visible_within = MUTANT_VISIBLE_WITHIN;
+    to.timings.search_visible_within = MUTANT_VISIBLE_WITHIN;
     let run = common::upgrade(&from, &to, StoreSpec::Local).await;
     assert!(
         matches!(
@@ -61,4 +73,8 @@ async fn no_previous_format_fails_read_by_id() {
         "{:?}",
         common::outcome(&run, "upgrade.read_by_id")
     );
+    let Outcome::Fail(why) = common::outcome(&run, "upgrade.read_by_id") else {
+        unreachable!()
+    };
+    assert!(why.contains("flushed part") && why.contains("rb1"), "{why}");
 }

@@ -1,7 +1,7 @@
 //! Child-process targets: a generic `process` target (config template with port
 //! placeholders, readiness polling, SIGTERM then SIGKILL) and a reference release in child
-//! mode, both running this crate's binary (`conformance serve-reference`), so kills are real
-//! SIGKILLs of another process.
+//! mode, both running this crate's binary (`conformance serve-reference`, the newest release
+//! unless told otherwise), so kills are real SIGKILLs of another process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -32,7 +32,7 @@ config: |
             endpoint: 127.0.0.1:{{{{grpc_port}}}}
           http:
             endpoint: 127.0.0.1:{{{{otlp_http_port}}}}
-  ingester:
+  live_store:
     trace_idle_period: 200ms
     flush_check_period: 100ms
   storage:

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::Write as _;
+
 use conformance::runner::{run_target, select};
 use conformance::store::{Started, Store, StoreSpec};
 
@@ -14,7 +16,12 @@ async fn minio_or_embedded_s3() {
         Started::Ready(s) => *s,
         Started::Skipped(reason) => {
             assert!(reason.starts_with("docker unavailable"), "{reason}");
-            eprintln!("SKIP minio: {reason}; running the same cases on embedded-s3");
+            // Straight to the process's stderr, past the test harness's output capture, so
+            // every `cargo test` run shows why MinIO did not run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP minio: {reason}; running the same cases on embedded-s3"
+            );
             common::store(StoreSpec::EmbeddedS3, dir.path()).await
         }
     };

@@ -1,5 +1,5 @@
 //! Every bundled target file parses, and its config renders (with each profile) into YAML the
-//! target would read; reference configs parse as reference-backend configs.
+//! target would read; reference configs parse as configs of their release.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -7,6 +7,7 @@ mod common;
 use conformance::spec::{TargetFile, TargetKind};
 use conformance::store::StoreInfo;
 use conformance::target::{Launch, Ports, render_config};
+use reference_backend::release::{ReleaseId, config_rules};
 
 #[test]
 fn bundled_targets_load_and_render() {
@@ -50,8 +51,16 @@ fn bundled_targets_load_and_render() {
             let text = render_config(&file, &launch, launch.ports, "/tmp/data/c.yaml".as_ref())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if file.kind == TargetKind::Reference {
-                reference_backend::Config::parse(&text)
+                let release = ReleaseId::from_number(file.release.unwrap()).unwrap();
+                let parsed = config_rules::parse(&text, release)
                     .unwrap_or_else(|e| panic!("{} {profile:?}: {e}\n{text}", path.display()));
+                // Each bundled release's config is in that release's own spelling.
+                assert!(
+                    parsed.warnings.is_empty(),
+                    "{}: {:?}",
+                    path.display(),
+                    parsed.warnings
+                );
             } else if file.kind != TargetKind::Remote {
                 assert!(
                     text.contains("http_listen_port: 3200"),

@@ -1,12 +1,15 @@
-//! The upgrade flow: the release matrix, and the flow's own verdicts on pairs that work today.
+//! The upgrade flow: the release matrix (1 → 2 and 2 → 3 pass, 1 → 3 fails on unreadable rb1
+//! blocks), in-process and as child processes, under load, and the flow's own verdicts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use conformance::runner::Outcome;
-use conformance::spec::{Capability, ConfigOutcome, UpgradeExpectation};
+use conformance::runner::{Outcome, TargetRun};
+use conformance::spec::{Capability, ConfigOutcome, ReferenceMode, UpgradeExpectation};
 use conformance::store::StoreSpec;
 use conformance::upgrade::{UpgradeOptions, run_upgrade};
+use reference_backend::config::HumanDuration;
+use std::time::Duration;
 
 /// Release 1 under another name, declaring an upgrade from `reference-1`, without search.
 fn release_1_again() -> conformance::spec::TargetFile {
@@ -107,46 +110,141 @@ async fn under_load_the_gap_is_reported_and_nothing_acknowledged_is_lost() {
     );
 }
 
+/// Every upgrade case passed (the gap needs `--under-load`).
+fn assert_all_passed(run: &TargetRun) {
+    common::assert_passed(run);
+    for r in &run.results {
+        if r.id != "upgrade.availability_gap" {
+            assert_eq!(r.outcome, Outcome::Pass, "{}", r.id);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs releases 2 in reference-backend (rb2, config migration)"]
-async fn release_1_to_2_passes() {
+async fn release_1_to_2_passes_with_deprecation_warnings() {
     let run = common::upgrade(
         &common::target("reference-1"),
         &common::target("reference-2"),
         StoreSpec::EmbeddedS3,
     )
     .await;
-    common::assert_passed(&run);
+    assert_all_passed(&run);
+    // Release 1's config was accepted with a warning for each renamed key.
+    for key in ["page_size_bytes", "max_memory_bytes"] {
+        assert!(
+            run.notes
+                .iter()
+                .any(|n| n.contains("config check: warning:") && n.contains(key)),
+            "{key}: {:?}",
+            run.notes
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs releases 2 and 3 in reference-backend (rb2, config migration)"]
-async fn release_2_to_3_passes() {
+async fn release_2_to_3_passes_and_rejects_the_ingester_section() {
     let run = common::upgrade(
         &common::target("reference-2"),
         &common::target("reference-3"),
         StoreSpec::EmbeddedS3,
     )
     .await;
-    common::assert_passed(&run);
+    assert_all_passed(&run);
+    // The rejection was checked, not waved through: release 3 really refuses it.
+    let mut to = common::target("reference-3");
+    to.upgrades_from[0].config.outcome = ConfigOutcome::Accept;
+    let run = common::upgrade(&common::target("reference-2"), &to, StoreSpec::Local).await;
+    let Outcome::Fail(why) = common::outcome(&run, "upgrade.config_migration") else {
+        panic!("release 3 must reject release 2's config");
+    };
+    assert!(why.contains("ingester.max_live_bytes"), "{why}");
+}
+
+/// The same two upgrades with both releases as child processes: the config check is the
+/// binary's `check-config --release N`, whose `warning:` lines are judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_between_child_processes() {
+    let child = |name: &str| {
+        let mut f = common::target(name);
+        f.mode = ReferenceMode::ChildProcess;
+        f.binary = Some(env!("CARGO_BIN_EXE_conformance").into());
+        f.args = vec!["serve-reference".into()];
+        f
+    };
+    let run = common::upgrade(
+        &child("reference-1"),
+        &child("reference-2"),
+        StoreSpec::Local,
+    )
+    .await;
+    assert_all_passed(&run);
+    assert!(
+        run.notes
+            .iter()
+            .any(|n| n.contains("warning: ingester.max_memory_bytes is deprecated")),
+        "{:?}",
+        run.notes
+    );
+    let run = common::upgrade(
+        &child("reference-2"),
+        &child("reference-3"),
+        StoreSpec::Local,
+    )
+    .await;
+    assert_all_passed(&run);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs release 3 in reference-backend (drops rb1)"]
 async fn release_1_to_3_reports_unreadable_rb1_blocks() {
-    let run = common::upgrade(
-        &common::target("reference-1"),
-        &common::target("reference-3"),
-        StoreSpec::EmbeddedS3,
-    )
-    .await;
+    let mut to = common::target("reference-3");
+    // Every read of this pair fails; fail after 2 s of polling instead of the usual 10.
+    to.timings.visible_within = HumanDuration(Duration::from_secs(2));
+    to.timings.search_visible_within = HumanDuration(Duration::from_secs(2));
+    let mut from = common::target("reference-1");
+    from.timings = to.timings.clone();
+    let run = common::upgrade(&from, &to, StoreSpec::EmbeddedS3).await;
     assert!(!run.passed());
-    let Outcome::Fail(why) = common::outcome(&run, "upgrade.declared_path") else {
-        panic!("1 → 3 is not declared");
+    let failed: Vec<&str> = run
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Fail(_)))
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            "upgrade.declared_path",
+            "upgrade.config_migration",
+            "upgrade.read_by_id",
+            "upgrade.read_by_search",
+            "upgrade.write_after",
+            "upgrade.rollback",
+            "upgrade.rollback_no_damage",
+        ],
+        "{}",
+        common::failures(&run)
+    );
+    let why = |id| match common::outcome(&run, id) {
+        Outcome::Fail(why) => why.clone(),
+        other => panic!("{id}: {other:?}"),
     };
-    assert!(why.contains("skips a release"), "{why}");
-    let Outcome::Fail(why) = common::outcome(&run, "upgrade.read_by_id") else {
-        panic!("release 3 must not read release 1's flushed blocks");
-    };
-    assert!(why.contains("flushed part"), "{why}");
+    assert!(why("upgrade.declared_path").contains("skips a release"));
+    // Release 3 refuses release 1's config for its ingester section.
+    assert!(
+        why("upgrade.config_migration").contains("ingester.max_memory_bytes"),
+        "{}",
+        why("upgrade.config_migration")
+    );
+    // Release 1's flushed blocks are rb1, which release 3 cannot read: the reason says so.
+    let read = why("upgrade.read_by_id");
+    assert!(read.starts_with("flushed part: 3 of 3"), "{read}");
+    assert!(
+        read.contains("is in format rb1, which release 3 cannot read"),
+        "{read}"
+    );
+    assert!(
+        why("upgrade.read_by_search").contains("cannot read"),
+        "{}",
+        why("upgrade.read_by_search")
+    );
 }

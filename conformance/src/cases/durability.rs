@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::ensure;
+use futures::StreamExt;
 
 use super::{Case, Ctx, write_with};
 use crate::case;
@@ -60,13 +61,17 @@ async fn write_some(cx: &Ctx<'_>, n: usize, what: &str) -> anyhow::Result<Vec<Wr
     Ok(out)
 }
 
+/// Lookups in flight at once, so a target that lost everything fails after one
+/// `visible_within`, not one per trace.
+const READ_CONCURRENCY: usize = 16;
+
 async fn read_all(cx: &Ctx<'_>, traces: &[Written], after: &str) -> anyhow::Result<()> {
-    let mut failures = Vec::new();
-    for (id, rs) in traces {
-        if let Err(e) = cx.await_equal(id, rs).await {
-            failures.push(e.to_string());
-        }
-    }
+    let failures: Vec<String> = futures::stream::iter(traces)
+        .map(|(id, rs)| cx.await_equal(id, rs))
+        .buffered(READ_CONCURRENCY)
+        .filter_map(|r| async move { r.err().map(|e| e.to_string()) })
+        .collect()
+        .await;
     ensure!(
         failures.is_empty(),
         "{} of {} acknowledged traces not intact {after}: {}",

@@ -280,7 +280,7 @@ pub async fn await_equal_with(
         let problems = match read_with(client, v2, id).await {
             Ok(Some(got)) => crate::compare::diff(sent, &got),
             Ok(None) => vec!["not found".to_owned()],
-            Err(e) => vec![e.to_string()],
+            Err(e) => vec![e.to_string().trim_end().to_owned()],
         };
         if problems.is_empty() {
             return Ok(());

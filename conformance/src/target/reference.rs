@@ -1,12 +1,12 @@
-//! A reference-backend release, in this process (`Backend::start` with `config.release`) or
-//! as a child process of the `reference-backend` binary (`--config FILE --listen-report FILE`,
-//! plus `--release N` for releases after 1).
+//! A reference-backend release, in this process (the config parsed with
+//! `config_rules::parse` for the release, then `Backend::start`) or as a child process of the
+//! `reference-backend` binary (`--release N --config FILE --listen-report FILE`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reference_backend::release::ReleaseId;
+use reference_backend::release::{ReleaseId, config_rules};
 use reference_backend::{Backend, Config, ListenAddrs};
 
 use super::process::{Child, run_check, write_file};
@@ -82,16 +82,25 @@ impl ReferenceTarget {
         template::merge_value(&text, listeners).map_err(terr)
     }
 
-    fn parse(&self, text: &str) -> Result<Config> {
-        let mut config = Config::parse(text)
+    /// Parse `text` in this release's spelling (renamed keys accepted with warnings, keys of
+    /// other releases rejected), with the file's mutant.
+    fn parse(&self, text: &str) -> Result<config_rules::Parsed> {
+        let mut parsed = config_rules::parse(text, self.release_id()?)
             .map_err(|e| Error::target(&self.file.name, format!("config rejected: {e}")))?;
-        config.release = self.release_id()?;
-        config.mutant = self.file.mutant;
-        Ok(config)
+        parsed.config.mutant = self.file.mutant;
+        Ok(parsed)
+    }
+
+    fn config(&self, text: &str) -> Result<Config> {
+        let parsed = self.parse(text)?;
+        for w in &parsed.warnings {
+            tracing::warn!(target_name = %self.file.name, "config: {w}");
+        }
+        Ok(parsed.config)
     }
 
     async fn start_in_process(&mut self, launch: &Launch) -> Result<Running> {
-        let config = self.parse(&self.config_text(launch, launch.ports)?)?;
+        let config = self.config(&self.config_text(launch, launch.ports)?)?;
         let deadline = Instant::now() + REBIND_WAIT;
         let backend = loop {
             match Backend::start(config.clone()).await {
@@ -134,14 +143,13 @@ impl ReferenceTarget {
         let _ = std::fs::remove_file(&report);
         let mut args = render_args(&self.file, launch, launch.ports, &path, &self.file.args)?;
         args.extend([
+            "--release".to_owned(),
+            self.release.to_string(),
             "--config".to_owned(),
             path.display().to_string(),
             "--listen-report".to_owned(),
             report.display().to_string(),
         ]);
-        if self.release != 1 {
-            args.extend(["--release".to_owned(), self.release.to_string()]);
-        }
         let log = launch.data_dir.join(format!("{name}-{}.log", self.starts));
         let binary = reference_binary(&self.file);
         let mut child = Child::spawn(&binary, &args, &Default::default(), &launch.data_dir, log)?;
@@ -264,16 +272,15 @@ impl Target for ReferenceTarget {
 
     async fn check_config(&self, config: &str, work_dir: &Path) -> Result<ConfigVerdict> {
         match self.file.mode {
+            // The same parse step `check-config` runs, in-process: warnings are its output.
             ReferenceMode::InProcess => Ok(match self.parse(config) {
-                Ok(c) => match c.validate() {
-                    Ok(()) => ConfigVerdict {
-                        accepted: true,
-                        output: String::new(),
-                    },
-                    Err(e) => ConfigVerdict {
-                        accepted: false,
-                        output: e.to_string(),
-                    },
+                Ok(parsed) => ConfigVerdict {
+                    accepted: true,
+                    output: parsed
+                        .warnings
+                        .iter()
+                        .map(|w| format!("warning: {w}\n"))
+                        .collect(),
                 },
                 Err(e) => ConfigVerdict {
                     accepted: false,
@@ -281,11 +288,12 @@ impl Target for ReferenceTarget {
                 },
             }),
             ReferenceMode::ChildProcess => {
-                let mut args = vec!["check-config".to_owned()];
-                if self.release != 1 {
-                    args.extend(["--release".to_owned(), self.release.to_string()]);
-                }
-                args.push("{{config_file}}".to_owned());
+                let args = [
+                    "check-config".to_owned(),
+                    "--release".to_owned(),
+                    self.release.to_string(),
+                    "{{config_file}}".to_owned(),
+                ];
                 let mut all = self.file.args.clone();
                 all.extend(args);
                 run_check(

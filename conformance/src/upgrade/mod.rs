@@ -23,7 +23,7 @@ use crate::cases::{Case, Run, write_with};
 use crate::fixtures::{self, s};
 use crate::otlp::{Sender, Transport};
 use crate::runner::{CaseResult, Outcome, TargetRun, nonce};
-use crate::spec::{Capability, ReferenceMode, TargetFile, TargetKind, UpgradeExpectation};
+use crate::spec::{Capability, TargetFile, TargetKind, UpgradeExpectation};
 use crate::store::Store;
 use crate::target::{self, Launch, Ports, Running, Target};
 use checks::{Written, judge_config, read_all, read_cleanly, search_all};
@@ -332,9 +332,19 @@ async fn flow(f: &mut Flow<'_>, store: &Store, opts: &UpgradeOptions) -> anyhow:
 
     // 3. Config migration.
     let mut m = target::build(to);
-    let in_process = to.kind == TargetKind::Reference && to.mode == ReferenceMode::InProcess;
     let verdict = match m.check_config(&n_config, &opts.work_dir).await {
-        Ok(v) => judge_config(&v, &f.exp.config, in_process),
+        Ok(v) => {
+            // Warnings of an accepted config are worth reading in the report.
+            if v.accepted {
+                f.notes.extend(
+                    v.output
+                        .lines()
+                        .filter(|l| l.starts_with("warning:"))
+                        .map(|l| format!("{} config check: {l}", to.name)),
+                );
+            }
+            judge_config(&v, &f.exp.config)
+        }
         Err(e) => Outcome::Skip(format!("cannot check a config: {e}")),
     };
     f.set("upgrade.config_migration", verdict);

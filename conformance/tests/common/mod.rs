@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use conformance::cases::Case;
-use conformance::runner::{Outcome, TargetRun, run_target, select};
+use conformance::runner::{Outcome, TargetRun, run_target};
 use conformance::spec::TargetFile;
 use conformance::store::{Started, Store, StoreSpec};
 use conformance::upgrade::{UpgradeOptions, run_upgrade};
@@ -27,14 +27,6 @@ pub async fn store(spec: StoreSpec, dir: &Path) -> Store {
         Started::Ready(s) => *s,
         Started::Skipped(r) => panic!("store {spec} skipped: {r}"),
     }
-}
-
-/// Every single-target case except search (which the reference backend does not serve yet).
-pub fn catalog_without_search() -> Vec<Case> {
-    select(None)
-        .into_iter()
-        .filter(|c| !c.id.starts_with("search."))
-        .collect()
 }
 
 /// Run `cases` against `file` on a fresh store of `spec`.
