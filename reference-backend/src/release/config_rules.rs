@@ -344,19 +344,36 @@ pub fn render(config: &Config) -> Result<String> {
             _ => {}
         }
     }
-    for change in CHANGES {
-        if let Change::SectionReplaced {
-            old,
-            new,
-            release: since,
-        } = *change
-            && release >= since
-            && let Some(v) = take(&mut tree, old)
-        {
+    for (old, new) in sections(release) {
+        if let Some(v) = take(&mut tree, old) {
             insert(&mut tree, new, v);
         }
     }
     serde_saphyr::to_string(&tree).map_err(|e| Error::Internal(format!("render config: {e}")))
+}
+
+/// The renames in effect in `release`, oldest first.
+fn renames(release: ReleaseId) -> impl Iterator<Item = (&'static str, &'static str)> {
+    CHANGES.iter().filter_map(move |c| match *c {
+        Change::Renamed {
+            old,
+            new,
+            release: r,
+        } if r <= release => Some((old, new)),
+        _ => None,
+    })
+}
+
+/// The section replacements in effect in `release`.
+fn sections(release: ReleaseId) -> impl Iterator<Item = (&'static str, &'static str)> {
+    CHANGES.iter().filter_map(move |c| match *c {
+        Change::SectionReplaced {
+            old,
+            new,
+            release: r,
+        } if r <= release => Some((old, new)),
+        _ => None,
+    })
 }
 
 /// How `release` spells the internal dotted key `internal` (renames and sections applied).
@@ -367,29 +384,13 @@ pub fn key_name(internal: &str, release: ReleaseId) -> String {
 /// Rewrite internal key names in a validation message into `release`'s spelling.
 fn translate(message: &str, release: ReleaseId) -> String {
     let mut m = message.to_owned();
-    for c in CHANGES {
-        if let Change::Renamed {
-            old,
-            new,
-            release: r,
-        } = *c
-            && r <= release
-        {
-            let o = old.rsplit_once('.').map_or(old, |(_, o)| o);
-            let n = new.rsplit_once('.').map_or(new, |(_, n)| n);
-            m = replace_word(&m, o, n);
-        }
+    for (old, new) in renames(release) {
+        let o = old.rsplit_once('.').map_or(old, |(_, o)| o);
+        let n = new.rsplit_once('.').map_or(new, |(_, n)| n);
+        m = replace_word(&m, o, n);
     }
-    for c in CHANGES {
-        if let Change::SectionReplaced {
-            old,
-            new,
-            release: r,
-        } = *c
-            && r <= release
-        {
-            m = m.replace(&format!("{old}."), &format!("{new}."));
-        }
+    for (old, new) in sections(release) {
+        m = m.replace(&format!("{old}."), &format!("{new}."));
     }
     m
 }
@@ -422,15 +423,8 @@ fn replace_word(text: &str, from: &str, to: &str) -> String {
 /// How `release` spells the internal key `path` (renames applied, sections not).
 fn spelling_in(path: &str, release: ReleaseId) -> String {
     let mut p = path.to_owned();
-    for c in CHANGES {
-        if let Change::Renamed {
-            old,
-            new,
-            release: r,
-        } = *c
-            && r <= release
-            && p == old
-        {
+    for (old, new) in renames(release) {
+        if p == old {
             p = new.to_owned();
         }
     }
@@ -440,15 +434,8 @@ fn spelling_in(path: &str, release: ReleaseId) -> String {
 /// Show an internal path in `release`'s section names.
 fn display_path(path: &str, release: ReleaseId) -> String {
     let mut p = path.to_owned();
-    for c in CHANGES {
-        if let Change::SectionReplaced {
-            old,
-            new,
-            release: r,
-        } = *c
-            && r <= release
-            && (p == old || p.starts_with(&format!("{old}.")))
-        {
+    for (old, new) in sections(release) {
+        if p == old || p.starts_with(&format!("{old}.")) {
             p = format!("{new}{}", &p[old.len()..]);
         }
     }
