@@ -208,3 +208,19 @@ fn status_config_is_rendered_in_the_release_spelling() {
         assert!(back.warnings.is_empty(), "{r}: {:?}", back.warnings);
     }
 }
+
+#[test]
+fn the_release_table_names_formats_changes_and_the_upgrade_path() {
+    let table = reference_backend::release::table::render();
+    for needle in [
+        "1        rb1     rb1",
+        "2        rb2|rb1 rb1,rb2",
+        "3        rb2     rb2",
+        "renamed storage.trace.block.page_size_bytes -> storage.trace.block.rb1_page_size_bytes",
+        "section ingester replaced by live_store",
+        "rewrite_old_formats",
+        "Skipping release 2 fails",
+    ] {
+        assert!(table.contains(needle), "missing {needle:?} in:\n{table}");
+    }
+}
