@@ -151,9 +151,19 @@ impl RunningTarget {
             Target::Embedded {
                 backend_config,
                 tenant,
+                release,
             } => {
                 let tenant = o.tenant.clone().or_else(|| tenant.clone());
-                let (embedded, addrs) = start_embedded(backend_config.as_deref()).await?;
+                let release = match release {
+                    None => reference_backend::release::ReleaseId::default(),
+                    Some(n) => reference_backend::release::ReleaseId::from_number(*n)
+                        .ok_or_else(|| {
+                            Error::Target(format!(
+                                "target.release: reference-backend has no release {n} (see `reference-backend releases`)"
+                            ))
+                        })?,
+                };
+                let (embedded, addrs) = start_embedded(backend_config.as_deref(), release).await?;
                 let endpoint = match protocol {
                     Protocol::Grpc => format!("http://{}", addrs.otlp_grpc),
                     _ => format!("http://{}", addrs.otlp_http),
@@ -204,14 +214,26 @@ impl RunningTarget {
     }
 }
 
-async fn start_embedded(extra: Option<&str>) -> Result<(Embedded, reference_backend::ListenAddrs)> {
+async fn start_embedded(
+    extra: Option<&str>,
+    release: reference_backend::release::ReleaseId,
+) -> Result<(Embedded, reference_backend::ListenAddrs)> {
     let dir = tempfile::tempdir().map_err(|e| Error::Target(format!("temp dir: {e}")))?;
     let mut cfg = match extra {
-        Some(text) => reference_backend::Config::parse(text)?,
+        Some(text) => {
+            let parsed = reference_backend::release::config_rules::parse(text, release)?;
+            for w in &parsed.warnings {
+                tracing::warn!(%release, "embedded backend config: {w}");
+            }
+            parsed.config
+        }
         None => {
             // Cut blocks as Tempo 3.0's live-store does (30 s), so a run exercises block
             // writes and the backend's memory stays flat instead of growing for 30 minutes.
-            let mut c = reference_backend::Config::default();
+            let mut c = reference_backend::Config {
+                release,
+                ..Default::default()
+            };
             c.ingester.max_block_duration.0 = Duration::from_secs(30);
             c.ingester.flush_check_period.0 = Duration::from_secs(1);
             c

@@ -113,7 +113,7 @@ async fn two_holds_give_the_highest_rate_and_the_node_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_load_looks_up_sent_traces_and_counts_missing_search() {
+async fn query_load_looks_up_and_searches_sent_traces() {
     let _one = ONE_AT_A_TIME.lock().await;
     let yaml = r#"
 name: query-smoke
@@ -129,22 +129,15 @@ verify: { sample: 0.05, delay: 50ms, timeout: 10s }
     let q = report.query_load.as_ref().expect("query load");
     assert!(q.trace_by_id.count > 0, "{q:?}");
     assert_eq!(q.trace_by_id_errors, 0, "{:?}", q.error_messages);
-    // The reference backend has no /api/search yet: every search is a 404, reported.
-    assert!(q.search_errors > 0, "{q:?}");
-    assert_eq!(q.search.count, 0);
-    assert_eq!(
-        q.error_messages.get("search: HTTP 404"),
-        Some(&q.search_errors),
-        "{:?}",
-        q.error_messages
-    );
-    assert!(q.notes.iter().any(|n| n.contains("404")), "{:?}", q.notes);
+    // Searches run against the backend's /api/search and succeed.
+    assert!(q.search.count > 0, "{q:?}");
+    assert_eq!(q.search_errors, 0, "{:?}", q.error_messages);
     assert_eq!(q.trace_by_id_per_second, 20.0);
     for h in ["query_trace_by_id_us", "query_search_us"] {
         assert!(report.histograms.contains_key(h), "{h}");
     }
     let md = render_markdown(&report);
-    assert!(md.contains("search: HTTP 404"), "{md}");
+    assert!(md.contains("search"), "{md}");
     assert!(report.sizing.is_none());
 }
 

@@ -132,7 +132,7 @@ fn config_yaml(dir: &std::path::Path) -> String {
   max_block_duration: 10s
   max_block_bytes: 500MiB
   flush_check_period: 1s
-  max_memory_bytes: 12GiB",
+  max_live_bytes: 12GiB",
         "16GiB",
     )
 }

@@ -39,7 +39,7 @@ fn config_yaml(dir: &std::path::Path) -> String {
   max_block_duration: 1h
   max_block_bytes: 1GiB
   flush_check_period: 1s
-  max_memory_bytes: 4GiB",
+  max_live_bytes: 4GiB",
         "4GiB",
     )
 }

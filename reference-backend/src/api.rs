@@ -10,6 +10,7 @@
 //! | `GET /status/config` | the running config as YAML, secrets redacted |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET|POST /flush` | cut and write every in-memory trace; 204 when done |
+//! | `GET /api/search`, `/api/search/tags`, `/api/v2/search/tags`, `/api/search/tag/{tag}/values`, `/api/v2/search/tag/{tag}/values` | see `search::http` |
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,10 +43,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/status/config", get(status_config))
         .route("/metrics", get(metrics))
         .route("/flush", get(flush).post(flush))
+        .merge(crate::search::http::routes())
         .with_state(state)
 }
 
-fn error_response(e: &Error) -> Response {
+/// The plain-text error answer (status from [`Error::http_status`], `Retry-After` when set).
+pub(crate) fn error_response(e: &Error) -> Response {
     let mut resp = (e.http_status(), format!("{e}\n")).into_response();
     if let Some(v) = e.retry_after_header() {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -81,9 +84,10 @@ fn bounds(params: &HashMap<String, String>) -> Result<TimeBounds, Error> {
     Ok(TimeBounds { start, end })
 }
 
-fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Error> {
-    crate::tenant::resolve(
-        state.config.multitenancy_enabled,
+/// The request's tenant, as every query route resolves it.
+pub(crate) fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Error> {
+    crate::tenant::resolve_for(
+        &state.config,
         headers
             .get(tempo_api::tenant::ORG_ID_HEADER)
             .map(HeaderValue::as_bytes),
@@ -178,7 +182,8 @@ async fn trace_v2(
     resp
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Response {
+/// A JSON answer.
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => error_response(&Error::Internal(format!("encode json: {e}"))),
@@ -218,6 +223,24 @@ async fn status_config(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Ok(core) = state.core() {
+        for format in ["rb1", "rb2"] {
+            state
+                .metrics
+                .blocks
+                .get_or_create(&crate::metrics::FormatLabel {
+                    format: format.into(),
+                })
+                .set(0);
+        }
+        for (format, n) in core.querier.blocks().count_by_format() {
+            state
+                .metrics
+                .blocks
+                .get_or_create(&crate::metrics::FormatLabel { format })
+                .set(n);
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -121,6 +121,22 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A block is in a format the running release cannot read.
+    #[error(
+        "block {tenant}/{block_id} is in format {format}, which {release} cannot read; releases that can read it: {readers}"
+    )]
+    UnreadableBlock {
+        /// Tenant.
+        tenant: String,
+        /// Block id.
+        block_id: String,
+        /// The block's format.
+        format: String,
+        /// The running release.
+        release: crate::release::ReleaseId,
+        /// Releases that read `format` ("none" when none does).
+        readers: String,
+    },
     /// Listening on an address failed.
     #[error("bind {addr}: {source}")]
     Bind {

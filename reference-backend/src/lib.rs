@@ -5,6 +5,7 @@ pub mod api;
 pub mod block;
 pub mod blocklist;
 pub mod cli;
+pub mod compactor;
 pub mod config;
 pub mod cpu;
 pub mod error;

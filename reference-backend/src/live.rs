@@ -166,6 +166,51 @@ impl LiveStore {
         out
     }
 
+    /// Every trace of `tenant` held in memory (live, head and cut blocks), one encoding per
+    /// trace with all its in-memory parts concatenated, sorted by id. Only traces whose
+    /// merged `[start, end]` (unix ns) satisfies `keep` are copied.
+    pub fn snapshot_where(
+        &self,
+        tenant: &str,
+        keep: impl Fn(u64, u64) -> bool,
+    ) -> Vec<(TraceId, Vec<u8>)> {
+        let tenants = self.tenants.lock();
+        let Some(t) = tenants.get(tenant) else {
+            return Vec::new();
+        };
+        let mut parts: HashMap<TraceId, Vec<&TraceData>> = HashMap::new();
+        let flushing = t
+            .flushing
+            .iter()
+            .flat_map(|b| b.traces.iter().map(|(id, d)| (id, d)));
+        for (id, d) in t.live.iter().chain(t.head.iter()).chain(flushing) {
+            parts.entry(*id).or_default().push(d);
+        }
+        let mut out: Vec<(TraceId, Vec<u8>)> = parts
+            .into_iter()
+            .filter(|(_, ds)| {
+                let start = ds.iter().map(|d| d.start_ns).min().unwrap_or(0);
+                let end = ds.iter().map(|d| d.end_ns).max().unwrap_or(0);
+                keep(start, end)
+            })
+            .map(|(id, ds)| {
+                let mut bytes = Vec::with_capacity(ds.iter().map(|d| d.bytes.len()).sum());
+                for d in ds {
+                    bytes.extend_from_slice(&d.bytes);
+                }
+                (id, bytes)
+            })
+            .collect();
+        drop(tenants);
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Every trace of `tenant` held in memory; see [`LiveStore::snapshot_where`].
+    pub fn snapshot(&self, tenant: &str) -> Vec<(TraceId, Vec<u8>)> {
+        self.snapshot_where(tenant, |_, _| true)
+    }
+
     /// Move traces idle for `idle` (or all, when `idle` is zero) into their head block.
     pub fn sweep_idle(&self, idle: Duration) {
         let now = Instant::now();

@@ -78,6 +78,29 @@ pub struct Metrics {
     pub query_seconds: Family<EndpointLabel, Histogram>,
     /// Blocks whose objects could not be read during a query.
     pub block_read_errors: Counter,
+    /// Blocks written by the compactor (merges and format rewrites).
+    pub compaction_blocks_written: Counter,
+    /// Traces written by the compactor.
+    pub compaction_objects_written: Counter,
+    /// Input blocks marked compacted after their output was written.
+    pub compaction_blocks_compacted: Counter,
+    /// Failed compaction steps (retried next cycle).
+    pub compaction_errors: Counter,
+    /// Blocks marked for deletion by retention.
+    pub retention_marked: Counter,
+    /// Compacted or expired blocks deleted.
+    pub retention_deleted: Counter,
+    /// Queries that touched a block in a format the running release cannot read.
+    pub unreadable_block_reads: Family<FormatLabel, Counter>,
+    /// Blocks in the block list, by format (set when `/metrics` is scraped).
+    pub blocks: Family<FormatLabel, Gauge<u64, AtomicU64>>,
+}
+
+/// `format` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FormatLabel {
+    /// Block format.
+    pub format: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -111,6 +134,14 @@ impl Metrics {
             queries: Family::default(),
             query_seconds: Family::new_with_constructor(latency_histogram),
             block_read_errors: Counter::default(),
+            unreadable_block_reads: Family::default(),
+            blocks: Family::default(),
+            compaction_blocks_written: Counter::default(),
+            compaction_objects_written: Counter::default(),
+            compaction_blocks_compacted: Counter::default(),
+            compaction_errors: Counter::default(),
+            retention_marked: Counter::default(),
+            retention_deleted: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -194,7 +225,59 @@ impl Metrics {
             "Blocks that could not be read during a query",
             m.block_read_errors.clone(),
         );
+        r.register(
+            "reference_backend_unreadable_block_reads",
+            "Queries that touched a block whose format this release cannot read",
+            m.unreadable_block_reads.clone(),
+        );
+        r.register(
+            "reference_backend_blocks",
+            "Blocks in the block list by format (compacted inputs excluded)",
+            m.blocks.clone(),
+        );
+        r.register(
+            "reference_backend_compaction_blocks_written",
+            "Blocks written by the compactor (merges and format rewrites)",
+            m.compaction_blocks_written.clone(),
+        );
+        r.register(
+            "reference_backend_compaction_objects_written",
+            "Traces written by the compactor",
+            m.compaction_objects_written.clone(),
+        );
+        r.register(
+            "reference_backend_compaction_blocks_compacted",
+            "Input blocks marked compacted (meta.compacted.json) after their output was written",
+            m.compaction_blocks_compacted.clone(),
+        );
+        r.register(
+            "reference_backend_compaction_errors",
+            "Failed compaction, retention or index steps (retried next cycle)",
+            m.compaction_errors.clone(),
+        );
+        r.register(
+            "reference_backend_retention_marked_for_deletion",
+            "Blocks past block_retention marked for deletion",
+            m.retention_marked.clone(),
+        );
+        r.register(
+            "reference_backend_retention_deleted",
+            "Compacted or expired blocks deleted after compacted_block_retention",
+            m.retention_deleted.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Count a failed block read (and, for an unreadable format, which format).
+    pub fn block_read_error(&self, e: &crate::error::Error) {
+        self.block_read_errors.inc();
+        if let crate::error::Error::UnreadableBlock { format, .. } = e {
+            self.unreadable_block_reads
+                .get_or_create(&FormatLabel {
+                    format: format.clone(),
+                })
+                .inc();
+        }
     }
 
     /// Count discarded spans.

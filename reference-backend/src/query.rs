@@ -12,6 +12,7 @@ use crate::blocklist::BlockList;
 use crate::error::{Error, Result};
 use crate::live::LiveStore;
 use crate::metrics::Metrics;
+use crate::release::Mutant;
 
 /// Optional `start`/`end` bounds of a lookup, in unix seconds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +37,7 @@ pub struct Querier {
     live: Arc<LiveStore>,
     blocks: Arc<BlockList>,
     metrics: Arc<Metrics>,
+    mutant: Option<Mutant>,
 }
 
 impl Querier {
@@ -45,7 +47,20 @@ impl Querier {
             live,
             blocks,
             metrics,
+            mutant: None,
         }
+    }
+
+    /// The block list lookups read.
+    pub fn blocks(&self) -> &Arc<BlockList> {
+        &self.blocks
+    }
+
+    /// Break lookups on purpose (conformance self-test only).
+    #[doc(hidden)]
+    pub fn with_mutant(mut self, mutant: Option<Mutant>) -> Self {
+        self.mutant = mutant;
+        self
     }
 
     /// Find every span of `id` that `tenant` stored. `None` when there is none.
@@ -62,9 +77,7 @@ impl Querier {
                 continue;
             }
             let found = async {
-                let reader = block
-                    .reader(self.blocks.store(), self.blocks.settings())
-                    .await?;
+                let reader = self.blocks.reader(&block).await?;
                 reader.find_trace(id).await
             }
             .await;
@@ -72,7 +85,7 @@ impl Querier {
                 Ok(Some(bytes)) => parts.push(bytes),
                 Ok(None) => {}
                 Err(e) => {
-                    self.metrics.block_read_errors.inc();
+                    self.metrics.block_read_error(&e);
                     return Err(e);
                 }
             }
@@ -81,7 +94,16 @@ impl Querier {
             return Ok(None);
         }
         let inspected_bytes = parts.iter().map(|p| p.len() as u64).sum();
-        let resource_spans = crate::cpu::run_heavy(|| merge(&parts))?;
+        let mut resource_spans = crate::cpu::run_heavy(|| merge(&parts))?;
+        if self.mutant == Some(Mutant::DropSpanAttributes) {
+            for span in resource_spans
+                .iter_mut()
+                .flat_map(|r| r.scope_spans.iter_mut())
+                .flat_map(|s| s.spans.iter_mut())
+            {
+                span.attributes.clear();
+            }
+        }
         Ok(Some(FoundTrace {
             resource_spans,
             inspected_bytes,

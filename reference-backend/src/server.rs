@@ -16,6 +16,8 @@ use tracing::{error, info, warn};
 
 use crate::block::{EncodingSettings, format_by_name};
 use crate::blocklist::BlockList;
+use crate::blocklist::Readable;
+use crate::compactor::Compactor;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::flush::Flusher;
@@ -23,6 +25,7 @@ use crate::ingest::Ingester;
 use crate::live::LiveStore;
 use crate::metrics::Metrics;
 use crate::query::Querier;
+use crate::search::Searcher;
 use crate::state::{AppState, Core};
 use crate::store::BlockStore;
 use crate::wal::Wal;
@@ -221,7 +224,11 @@ async fn initialize(
     let config = &state.config;
     let metrics = state.metrics.clone();
     let settings = EncodingSettings::from(&config.storage.trace.block);
-    let blocks = Arc::new(BlockList::new(store, settings.clone()));
+    let blocks = Arc::new(
+        BlockList::new(store, settings.clone())
+            .with_readable(Readable::of(config.release, config.mutant))
+            .with_index_staleness(config.storage.trace.blocklist_poll_stale_tenant_index.get()),
+    );
     if let Err(e) = blocks.poll().await {
         warn!(error = %e, "initial block list poll failed; retrying in the background");
     }
@@ -234,7 +241,12 @@ async fn initialize(
     let live = Arc::new(LiveStore::default());
     let mut spans = 0u64;
     let records = replay.records.len();
-    for (segment, record) in replay.records {
+    let replayed = if config.mutant == Some(crate::release::Mutant::SkipWalReplay) {
+        Vec::new()
+    } else {
+        replay.records
+    };
+    for (segment, record) in replayed {
         spans += record.fragments.iter().map(|f| f.spans as u64).sum::<u64>();
         live.insert(&record.tenant, segment, record.fragments);
     }
@@ -265,7 +277,13 @@ async fn initialize(
         config.ingester.clone(),
         metrics.clone(),
     );
-    let querier = Arc::new(Querier::new(live, blocks.clone(), metrics));
+    if config.release.has_compactor() && !config.compactor.compaction.disabled {
+        let compactor = Compactor::new(config, blocks.store().clone(), metrics.clone())?
+            .with_block_list(blocks.clone());
+        tokio::spawn(Arc::new(compactor).run(stop.clone()));
+    }
+    let searcher = Arc::new(Searcher::new(live.clone(), blocks.clone(), metrics.clone()));
+    let querier = Arc::new(Querier::new(live, blocks.clone(), metrics).with_mutant(config.mutant));
     tokio::spawn(flusher.clone().run(stop.clone()));
     tokio::spawn(poll_blocks(
         blocks,
@@ -275,6 +293,7 @@ async fn initialize(
     state.set_core(Core {
         ingester,
         querier,
+        searcher,
         flusher,
     });
     info!("ready");

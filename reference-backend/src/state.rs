@@ -9,6 +9,7 @@ use crate::flush::Flusher;
 use crate::ingest::Ingester;
 use crate::metrics::Metrics;
 use crate::query::Querier;
+use crate::search::Searcher;
 
 /// The parts that exist once WAL replay is done.
 pub struct Core {
@@ -16,6 +17,8 @@ pub struct Core {
     pub ingester: Arc<Ingester>,
     /// Read path.
     pub querier: Arc<Querier>,
+    /// Search and tag endpoints.
+    pub searcher: Arc<Searcher>,
     /// Block cutting and upload.
     pub flusher: Arc<Flusher>,
 }

@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +27,16 @@ pub struct BlockStore {
     local_root: Option<PathBuf>,
     /// Human description (`local:/path`, `s3://bucket/prefix`).
     describe: String,
+    /// Crash injection for tests: writes allowed before every write fails.
+    write_limit: Option<Arc<WriteLimit>>,
+}
+
+/// Counts writes (puts and deletes) and fails every write past a limit, as if the process
+/// had died there (tests of crash safety).
+#[derive(Debug)]
+struct WriteLimit {
+    done: AtomicU64,
+    limit: u64,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -158,6 +169,7 @@ impl BlockStore {
             inner,
             local_root,
             describe,
+            write_limit: None,
         })
     }
 
@@ -167,7 +179,46 @@ impl BlockStore {
             inner: Arc::new(object_store::memory::InMemory::new()),
             local_root: None,
             describe: "memory".into(),
+            write_limit: None,
         }
+    }
+
+    /// A handle on the same objects whose writes (puts and deletes) fail once `n` writes
+    /// went through it: a crash between any two writes, for crash-safety tests.
+    #[doc(hidden)]
+    pub fn with_crash_after(&self, n: u64) -> Self {
+        BlockStore {
+            write_limit: Some(Arc::new(WriteLimit {
+                done: AtomicU64::new(0),
+                limit: n,
+            })),
+            ..self.clone()
+        }
+    }
+
+    /// Writes made through a handle from [`BlockStore::with_crash_after`] (0 otherwise).
+    #[doc(hidden)]
+    pub fn writes_done(&self) -> u64 {
+        self.write_limit
+            .as_ref()
+            .map_or(0, |w| w.done.load(Ordering::Acquire).min(w.limit))
+    }
+
+    fn charge_write(&self, op: &'static str, key: &str) -> Result<()> {
+        let Some(w) = &self.write_limit else {
+            return Ok(());
+        };
+        if w.done.fetch_add(1, Ordering::AcqRel) < w.limit {
+            return Ok(());
+        }
+        Err(Error::Store {
+            op,
+            key: key.to_owned(),
+            source: object_store::Error::Generic {
+                store: "crash-injection",
+                source: "injected crash: no further writes".into(),
+            },
+        })
     }
 
     /// What this store is, for logs.
@@ -177,6 +228,7 @@ impl BlockStore {
 
     /// Write an object; durable on return.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        self.charge_write("put", key)?;
         self.inner
             .put(&ObjPath::from(key), PutPayload::from(bytes))
             .await
@@ -223,8 +275,21 @@ impl BlockStore {
             .map_err(store_err("get_range", key))
     }
 
+    /// Read a whole object, `None` when it does not exist.
+    pub async fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.get(key).await {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Store {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Delete an object (missing is fine).
     pub async fn delete(&self, key: &str) -> Result<()> {
+        self.charge_write("delete", key)?;
         match self.inner.delete(&ObjPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err("delete", key)(e)),
@@ -239,6 +304,27 @@ impl BlockStore {
             .try_collect()
             .await
             .map_err(store_err("list", ""))
+    }
+
+    /// Every key under `prefix/` (recursively).
+    pub async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let p = ObjPath::from(prefix);
+        self.inner
+            .list(Some(&p))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .map_err(store_err("list", prefix))
+    }
+
+    /// The top-level "directories" of the store (tenants), one request without recursion.
+    pub async fn list_top_dirs(&self) -> Result<Vec<String>> {
+        let r = self
+            .inner
+            .list_with_delimiter(None)
+            .await
+            .map_err(store_err("list", ""))?;
+        Ok(r.common_prefixes.iter().map(|p| p.to_string()).collect())
     }
 }
 

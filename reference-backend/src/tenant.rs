@@ -23,6 +23,16 @@ pub fn resolve(multitenancy: bool, header: Option<&[u8]>) -> Result<String> {
     Ok(id.to_owned())
 }
 
+/// [`resolve`] with the running config (and the `IgnoreTenant` mutant, which files every
+/// request under one tenant).
+pub fn resolve_for(config: &crate::config::Config, header: Option<&[u8]>) -> Result<String> {
+    let tenant = resolve(config.multitenancy_enabled, header)?;
+    if config.mutant == Some(crate::release::Mutant::IgnoreTenant) {
+        return Ok(SINGLE_TENANT.to_owned());
+    }
+    Ok(tenant)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

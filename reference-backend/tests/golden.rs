@@ -14,9 +14,10 @@ use prost::Message;
 use reference_backend::block::{
     BlockInput, BlockMeta, EncodingSettings, TraceRecord, format_by_name,
 };
-use reference_backend::blocklist::BlockList;
+use reference_backend::blocklist::{BlockList, Readable};
 use reference_backend::config::{Backend, LocalConfig, TraceStorageConfig};
 use reference_backend::ingest::batch::split_valid;
+use reference_backend::release::ReleaseId;
 use reference_backend::store::BlockStore;
 
 const GOLDEN_BLOCK: &str = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0";
@@ -83,14 +84,16 @@ async fn write_golden(format: &str) {
 
 async fn check_golden(format: &str) {
     let store = store_at(testdata(format));
-    let list = BlockList::new(store, EncodingSettings::default());
+    // Release 2 reads every format there is.
+    let list = BlockList::new(store, EncodingSettings::default())
+        .with_readable(Readable::of(ReleaseId::R2, None));
     assert_eq!(list.poll().await.unwrap(), 1, "one golden {format} block");
     let blocks = list.blocks("single-tenant");
     let meta: &BlockMeta = &blocks[0].meta;
     assert_eq!(meta.format, format);
     assert_eq!(meta.total_objects, TRACES);
     let reader = blocks[0]
-        .reader(list.store(), list.settings())
+        .reader(list.store(), list.settings(), list.readable())
         .await
         .unwrap();
     for (f, n) in corpus() {

@@ -223,7 +223,7 @@ async fn s3_blocks_round_trip() {
     );
     for (id, files) in &blocks {
         uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("block dir {id}: {e}"));
-        for f in ["meta.json", "data", "index", "bloom-0"] {
+        for f in ["meta.json", "data", "bloom-0"] {
             assert!(files.contains(f), "block {id} lacks {f}: {files:?}");
         }
     }

@@ -78,7 +78,7 @@ distributor:
           endpoint: 127.0.0.1:0
         http:
           endpoint: 127.0.0.1:0
-ingester:
+live_store:
   flush_check_period: 100ms
 storage:
   trace:

@@ -112,6 +112,61 @@ impl SearchRequest {
     }
 }
 
+/// Query parameters of the tag endpoints (`/api/search/tags`, `/api/v2/search/tags`,
+/// `/api/search/tag/{tag}/values`, `/api/v2/search/tag/{tag}/values`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagsRequest {
+    /// `scope`: `resource`, `span`, `intrinsic`, … (names endpoints; default all).
+    pub scope: Option<String>,
+    /// Range start, epoch seconds.
+    pub start: Option<u32>,
+    /// Range end, epoch seconds.
+    pub end: Option<u32>,
+    /// Most names or values to return.
+    pub limit: Option<u32>,
+}
+
+impl TagsRequest {
+    /// Names of one scope.
+    pub fn scope(scope: impl Into<String>) -> Self {
+        Self {
+            scope: Some(scope.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets `start` and `end` (epoch seconds).
+    pub fn with_range(mut self, start: u32, end: u32) -> Self {
+        self.start = Some(start);
+        self.end = Some(end);
+        self
+    }
+
+    /// Sets `limit`.
+    pub fn with_limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The set parameters as URL query pairs, in a fixed order.
+    pub fn to_query_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(s) = &self.scope {
+            pairs.push(("scope", s.clone()));
+        }
+        for (name, value) in [
+            ("start", self.start),
+            ("end", self.end),
+            ("limit", self.limit),
+        ] {
+            if let Some(v) = value {
+                pairs.push((name, v.to_string()));
+            }
+        }
+        pairs
+    }
+}
+
 /// `GET /api/search` response.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -445,6 +500,23 @@ mod tests {
     fn search_trace_ids_strip_leading_zeros() {
         let id = parse_trace_id("00000000000000000abcdef012345678").unwrap();
         assert_eq!(trace_id_to_search_hex(&id), "abcdef012345678");
+    }
+
+    #[test]
+    fn tags_request_pairs() {
+        assert!(TagsRequest::default().to_query_pairs().is_empty());
+        assert_eq!(
+            TagsRequest::scope("span")
+                .with_range(1, 2)
+                .with_limit(3)
+                .to_query_pairs(),
+            vec![
+                ("scope", "span".to_string()),
+                ("start", "1".to_string()),
+                ("end", "2".to_string()),
+                ("limit", "3".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub enum Target {
         /// Tenant sent as `X-Scope-OrgID` (for a backend_config with multitenancy on).
         #[serde(default)]
         tenant: Option<String>,
+        /// Which reference-backend release to run (`reference-backend releases`); the
+        /// newest when absent. `backend_config` is read with that release's schema.
+        #[serde(default)]
+        release: Option<u32>,
     },
     /// Any OTLP endpoint, optionally with Tempo's query API for read-back.
     Otlp {
@@ -93,6 +97,7 @@ impl Default for Target {
         Target::Embedded {
             backend_config: None,
             tenant: None,
+            release: None,
         }
     }
 }

@@ -443,8 +443,8 @@ pub fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// A backend config for a bench: every listener on 127.0.0.1 port 0, blocks and WAL under
-/// `dir`, rate limits out of the way; `ingester` is the body of the `ingester:` section.
-pub fn backend_yaml(dir: &Path, ingester: &str, wal_max_bytes: &str) -> String {
+/// `dir`, rate limits out of the way; `live_store` is the body of the `live_store:` section.
+pub fn backend_yaml(dir: &Path, live_store: &str, wal_max_bytes: &str) -> String {
     format!(
         "server:
   http_listen_address: 127.0.0.1
@@ -458,8 +458,8 @@ distributor:
           endpoint: 127.0.0.1:0
         http:
           endpoint: 127.0.0.1:0
-ingester:
-  {ingester}
+live_store:
+  {live_store}
 storage:
   trace:
     backend: local

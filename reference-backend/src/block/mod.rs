@@ -4,6 +4,7 @@
 //! exist for readers, so a crash mid-write leaves nothing visible.
 
 pub mod bloom;
+pub mod index;
 pub mod meta;
 pub mod rb1;
 pub mod rb2;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::search::generic::search_encoded;
-use crate::search::{SearchPlan, SearchResult};
+use crate::search::{SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 pub use meta::BlockMeta;
 
@@ -122,6 +123,18 @@ pub trait BlockReader: Send + Sync {
             let mut r = search_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), &plan)?;
             r.inspected_bytes = traces.iter().map(|(_, b)| b.len() as u64).sum();
             Ok(r)
+        })
+    }
+
+    /// Tag names and values of the block's traces overlapping `range_ns` (`[start, end]`
+    /// in unix ns; every trace when `None`), for the tag endpoints. The default decodes
+    /// every trace; columnar formats may read only the columns they need.
+    async fn tags(&self, range_ns: Option<(u64, u64)>) -> Result<TagSummary> {
+        let traces = self.read_all().await?;
+        crate::cpu::run_heavy(move || {
+            TagSummary::from_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), |s, e| {
+                range_ns.is_none_or(|(start, end)| e >= start && s <= end)
+            })
         })
     }
 }

@@ -98,8 +98,8 @@ impl UnaryService<Bytes> for Export {
                 .metadata()
                 .get(tempo_api::tenant::ORG_ID_METADATA)
                 .map(|v| v.as_bytes().to_vec());
-            let tenant = crate::tenant::resolve(state.config.multitenancy_enabled, org.as_deref())
-                .map_err(|e| {
+            let tenant =
+                crate::tenant::resolve_for(&state.config, org.as_deref()).map_err(|e| {
                     state.metrics.reject(e.discard_reason(), "", 0);
                     e.to_grpc_status()
                 })?;

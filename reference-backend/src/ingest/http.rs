@@ -82,8 +82,8 @@ async fn handle(
     let protocol = &state.config.distributor.receivers.otlp.protocols.http;
     let max_wire = protocol.max_request_bytes.as_u64();
     let max_plain = protocol.max_decompressed_bytes.as_u64();
-    let tenant = crate::tenant::resolve(
-        state.config.multitenancy_enabled,
+    let tenant = crate::tenant::resolve_for(
+        &state.config,
         headers
             .get(tempo_api::tenant::ORG_ID_HEADER)
             .map(HeaderValue::as_bytes),

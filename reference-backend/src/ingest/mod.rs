@@ -59,6 +59,8 @@ pub struct IngestLimits {
     pub max_memory_bytes: u64,
     /// WAL bound.
     pub max_wal_bytes: u64,
+    /// How the running release spells the memory bound's key (for the 503 message).
+    pub memory_key: String,
 }
 
 impl IngestLimits {
@@ -70,6 +72,10 @@ impl IngestLimits {
             max_bytes_per_trace: c.overrides.defaults.global.max_bytes_per_trace.as_u64(),
             max_memory_bytes: c.ingester.max_memory_bytes.as_u64(),
             max_wal_bytes: c.storage.trace.wal.max_bytes.as_u64(),
+            memory_key: crate::release::config_rules::key_name(
+                "ingester.max_memory_bytes",
+                c.release,
+            ),
         }
     }
 }
@@ -153,8 +159,8 @@ impl Ingester {
         if held + size > self.limits.max_memory_bytes {
             return Err(Error::Backpressure {
                 reason: format!(
-                    "memory bound reached ({held} bytes held, limit {} bytes, ingester.max_memory_bytes)",
-                    self.limits.max_memory_bytes
+                    "memory bound reached ({held} bytes held, limit {} bytes, {})",
+                    self.limits.max_memory_bytes, self.limits.memory_key
                 ),
                 retry_after: Duration::from_secs(1),
             });

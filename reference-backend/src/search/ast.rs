@@ -160,6 +160,31 @@ impl Expr {
         out
     }
 
+    /// The attributes the expression reads, as `(scope, key)`, each once, in order of first
+    /// use. Search hits show these attributes of each matched span.
+    pub fn referenced_attributes(&self) -> Vec<(Scope, &str)> {
+        let mut out: Vec<(Scope, &str)> = Vec::new();
+        for c in self.conditions() {
+            if let Field::Attr { scope, key } = &c.field
+                && !out.iter().any(|(s, k)| s == scope && k == key)
+            {
+                out.push((*scope, key.as_str()));
+            }
+        }
+        out
+    }
+
+    /// `a && b && …` as a balanced tree (so evaluation and drop stay shallow); `All` when
+    /// `items` is empty.
+    pub fn all_of(items: Vec<Expr>) -> Expr {
+        balanced(items, Expr::And).unwrap_or(Expr::All)
+    }
+
+    /// `a || b || …` as a balanced tree; `None` when `items` is empty.
+    pub fn any_of(items: Vec<Expr>) -> Option<Expr> {
+        balanced(items, Expr::Or)
+    }
+
     fn collect<'a>(&'a self, out: &mut Vec<&'a Cond>) {
         match self {
             Expr::All => {}
@@ -172,7 +197,31 @@ impl Expr {
     }
 }
 
+fn balanced(mut items: Vec<Expr>, join: fn(Box<Expr>, Box<Expr>) -> Expr) -> Option<Expr> {
+    if items.len() <= 1 {
+        return items.pop();
+    }
+    let right = items.split_off(items.len() / 2);
+    let (l, r) = (balanced(items, join)?, balanced(right, join)?);
+    Some(join(Box::new(l), Box::new(r)))
+}
+
 impl Cond {
+    /// `field op value`; for `=~` / `!~` the string is compiled as a fully anchored pattern
+    /// (`^(?:…)$`).
+    pub fn new(field: Field, op: Op, value: Static) -> Result<Cond, regex::Error> {
+        let regex = match (&value, op) {
+            (Static::Str(s), Op::Re | Op::NotRe) => Some(Regex::new(&format!("^(?:{s})$"))?),
+            _ => None,
+        };
+        Ok(Cond {
+            field,
+            op,
+            value,
+            regex,
+        })
+    }
+
     /// Does `value` satisfy this condition? `None` (attribute absent) never does.
     pub fn matches(&self, value: Option<ValueRef<'_>>) -> bool {
         let Some(v) = value else { return false };

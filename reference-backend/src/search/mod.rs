@@ -7,11 +7,25 @@
 //! merged per trace id and cut to `limit`.
 
 pub mod ast;
+pub mod duration;
+pub mod engine;
 pub mod generic;
+pub mod http;
+pub mod lexer;
+pub mod request;
+pub mod response;
+pub mod tag_summary;
+pub mod tags;
+pub mod traceql;
+#[cfg(test)]
+mod traceql_tests;
+pub mod vocabulary;
 
 use tempo_api::trace_id::TraceId;
 
 pub use ast::Expr;
+pub use engine::Searcher;
+pub use tag_summary::TagSummary;
 
 /// Everything a source needs to answer one search.
 #[derive(Debug, Clone)]
@@ -26,10 +40,47 @@ pub struct SearchPlan {
     pub start_ns: Option<u64>,
     /// See `start_ns`.
     pub end_ns: Option<u64>,
-    /// Most traces to return.
+    /// Most traces to return: a source keeps the `limit` hits that start last (ties: lower
+    /// trace id first), see [`rank`], so the answer does not depend on how traces are
+    /// spread over sources.
     pub limit: usize,
     /// Most matched spans to return per trace (`spss`).
     pub spans_per_spanset: usize,
+}
+
+impl SearchPlan {
+    /// A plan with no filter beyond `filter`, Tempo's default limit (20) and spss (3).
+    pub fn new(filter: Expr) -> Self {
+        SearchPlan {
+            filter,
+            min_duration_ns: None,
+            max_duration_ns: None,
+            start_ns: None,
+            end_ns: None,
+            limit: 20,
+            spans_per_spanset: 3,
+        }
+    }
+
+    /// Do a trace's start and end (unix ns) pass the duration and time-range filters?
+    /// Durations are inclusive; the range keeps traces overlapping `[start, end]`.
+    pub fn admits(&self, start_ns: u64, end_ns: u64) -> bool {
+        let duration = end_ns.saturating_sub(start_ns);
+        self.min_duration_ns.is_none_or(|m| duration >= m)
+            && self.max_duration_ns.is_none_or(|m| duration <= m)
+            && self.start_ns.is_none_or(|s| end_ns >= s)
+            && self.end_ns.is_none_or(|e| start_ns <= e)
+    }
+}
+
+/// Order hits most recent start first (ties: lower trace id first) and keep `limit`.
+pub fn rank(hits: &mut Vec<TraceHit>, limit: usize) {
+    hits.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then(a.trace_id.cmp(&b.trace_id))
+    });
+    hits.truncate(limit);
 }
 
 /// One matched span, as search results show it.
@@ -75,8 +126,38 @@ pub struct TraceHit {
     pub duration_ns: u64,
     /// How many spans matched.
     pub matched: u32,
-    /// Up to `spans_per_spanset` matched spans.
+    /// Up to `spans_per_spanset` matched spans: those that start first (ties: lower span
+    /// id first), in that order.
     pub spans: Vec<SpanHit>,
+}
+
+impl TraceHit {
+    /// Latest span end (unix ns).
+    pub fn end_ns(&self) -> u64 {
+        self.start_ns.saturating_add(self.duration_ns)
+    }
+
+    /// Fold in a hit for the same trace from another source: matched counts add up, spans
+    /// are united (a span id once) and cut to `spans_per_spanset`, the time range widens.
+    pub fn absorb(&mut self, other: TraceHit, spans_per_spanset: usize) {
+        let end = self.end_ns().max(other.end_ns());
+        self.start_ns = self.start_ns.min(other.start_ns);
+        self.duration_ns = end.saturating_sub(self.start_ns);
+        self.matched = self.matched.saturating_add(other.matched);
+        if self.root_service_name.is_none() {
+            self.root_service_name = other.root_service_name;
+        }
+        if self.root_span_name.is_none() {
+            self.root_span_name = other.root_span_name;
+        }
+        for s in other.spans {
+            if !self.spans.iter().any(|x| x.span_id == s.span_id) {
+                self.spans.push(s);
+            }
+        }
+        self.spans.sort_by_key(|s| (s.start_ns, s.span_id));
+        self.spans.truncate(spans_per_spanset);
+    }
 }
 
 /// What one source (live store, a block) found, with what it had to read.

@@ -9,7 +9,7 @@ use crate::otlp::trace::v1::{ResourceSpans, TracesData};
 use crate::proto::{PARTIAL_STATUS_PARTIAL, TraceByIdResponseProto};
 use crate::search::{
     SearchRequest, SearchResponse, SearchTagValuesResponse, SearchTagValuesV2Response,
-    SearchTagsResponse, SearchTagsV2Response,
+    SearchTagsResponse, SearchTagsV2Response, TagsRequest,
 };
 use crate::tenant::ORG_ID_HEADER;
 use crate::trace_id::{TraceId, trace_id_to_hex};
@@ -395,12 +395,30 @@ impl TempoClient {
 
     /// `GET /api/search/tags`.
     pub async fn search_tags(&self) -> Result<SearchTagsResponse, ClientError> {
-        self.get_json(&["api", "search", "tags"], &[]).await
+        self.search_tags_with(&TagsRequest::default()).await
+    }
+
+    /// `GET /api/search/tags` with `scope`, `start`, `end`, `limit`.
+    pub async fn search_tags_with(
+        &self,
+        req: &TagsRequest,
+    ) -> Result<SearchTagsResponse, ClientError> {
+        self.get_json(&["api", "search", "tags"], &req.to_query_pairs())
+            .await
     }
 
     /// `GET /api/v2/search/tags`.
     pub async fn search_tags_v2(&self) -> Result<SearchTagsV2Response, ClientError> {
-        self.get_json(&["api", "v2", "search", "tags"], &[]).await
+        self.search_tags_v2_with(&TagsRequest::default()).await
+    }
+
+    /// `GET /api/v2/search/tags` with `scope`, `start`, `end`, `limit`.
+    pub async fn search_tags_v2_with(
+        &self,
+        req: &TagsRequest,
+    ) -> Result<SearchTagsV2Response, ClientError> {
+        self.get_json(&["api", "v2", "search", "tags"], &req.to_query_pairs())
+            .await
     }
 
     /// `GET /api/search/tag/{tag}/values`.
@@ -408,8 +426,21 @@ impl TempoClient {
         &self,
         tag: &str,
     ) -> Result<SearchTagValuesResponse, ClientError> {
-        self.get_json(&["api", "search", "tag", tag, "values"], &[])
+        self.search_tag_values_with(tag, &TagsRequest::default())
             .await
+    }
+
+    /// `GET /api/search/tag/{tag}/values` with `start`, `end`, `limit`.
+    pub async fn search_tag_values_with(
+        &self,
+        tag: &str,
+        req: &TagsRequest,
+    ) -> Result<SearchTagValuesResponse, ClientError> {
+        self.get_json(
+            &["api", "search", "tag", tag, "values"],
+            &req.to_query_pairs(),
+        )
+        .await
     }
 
     /// `GET /api/v2/search/tag/{tag}/values`; `tag` is a TraceQL identifier
@@ -418,8 +449,21 @@ impl TempoClient {
         &self,
         tag: &str,
     ) -> Result<SearchTagValuesV2Response, ClientError> {
-        self.get_json(&["api", "v2", "search", "tag", tag, "values"], &[])
+        self.search_tag_values_v2_with(tag, &TagsRequest::default())
             .await
+    }
+
+    /// `GET /api/v2/search/tag/{tag}/values` with `start`, `end`, `limit`.
+    pub async fn search_tag_values_v2_with(
+        &self,
+        tag: &str,
+        req: &TagsRequest,
+    ) -> Result<SearchTagValuesV2Response, ClientError> {
+        self.get_json(
+            &["api", "v2", "search", "tag", tag, "values"],
+            &req.to_query_pairs(),
+        )
+        .await
     }
 
     /// `GET /api/echo`; returns the body (Tempo answers `echo`).

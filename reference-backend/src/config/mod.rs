@@ -4,13 +4,22 @@
 //! line and column. Every field has a named default; `validate` checks what serde cannot.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bytesize::ByteSize;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+
+mod compactor;
+mod storage;
+
+pub use compactor::{CompactionConfig, CompactorConfig};
+pub use storage::{
+    AzureConfig, Backend, BlockConfig, GcsConfig, LocalConfig, S3Config, StorageConfig,
+    TraceStorageConfig, WalConfig,
+};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,52 +47,6 @@ pub struct Config {
     #[doc(hidden)]
     #[serde(skip)]
     pub mutant: Option<crate::release::Mutant>,
-}
-
-/// `compactor`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CompactorConfig {
-    /// Compaction and retention settings.
-    pub compaction: CompactionConfig,
-}
-
-/// `compactor.compaction`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CompactionConfig {
-    /// Turn compaction and retention off.
-    pub disabled: bool,
-    /// How often the compactor looks for work.
-    pub compaction_cycle: HumanDuration,
-    /// Blocks whose start times fall in the same window of this length are merged.
-    pub compaction_window: HumanDuration,
-    /// Most input blocks merged into one output block.
-    pub max_compaction_objects: u32,
-    /// Largest output block.
-    pub max_block_bytes: ByteSize,
-    /// Blocks that ended longer ago than this are deleted.
-    pub block_retention: HumanDuration,
-    /// Compacted input blocks stay this long (marked `meta.compacted.json`) before deletion,
-    /// so readers that listed them before compaction can finish.
-    pub compacted_block_retention: HumanDuration,
-    /// Rewrite readable blocks of older formats into the running release's write format.
-    pub rewrite_old_formats: bool,
-}
-
-impl Default for CompactionConfig {
-    fn default() -> Self {
-        Self {
-            disabled: false,
-            compaction_cycle: HumanDuration(Duration::from_secs(30)),
-            compaction_window: HumanDuration(Duration::from_secs(60 * 60)),
-            max_compaction_objects: 32,
-            max_block_bytes: ByteSize::gib(1),
-            block_retention: HumanDuration(Duration::from_secs(14 * 24 * 3600)),
-            compacted_block_retention: HumanDuration(Duration::from_secs(3600)),
-            rewrite_old_formats: false,
-        }
-    }
 }
 
 /// HTTP server for the query API.
@@ -221,198 +184,6 @@ impl Default for IngesterConfig {
     }
 }
 
-/// `storage`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Trace storage.
-    pub trace: TraceStorageConfig,
-}
-
-/// Which object store holds the blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// A directory on local disk (`storage.trace.local.path`).
-    #[default]
-    Local,
-    /// Amazon S3 or any S3-compatible store (`storage.trace.s3`).
-    S3,
-    /// Google Cloud Storage (`storage.trace.gcs`).
-    Gcs,
-    /// Azure Blob Storage (`storage.trace.azure`).
-    Azure,
-    /// In process memory; lost on exit (tests only).
-    Memory,
-}
-
-/// `storage.trace`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TraceStorageConfig {
-    /// Which object store holds the blocks.
-    pub backend: Backend,
-    /// Settings of the `local` backend.
-    pub local: LocalConfig,
-    /// Settings of the `s3` backend.
-    pub s3: S3Config,
-    /// Settings of the `gcs` backend.
-    pub gcs: GcsConfig,
-    /// Settings of the `azure` backend.
-    pub azure: AzureConfig,
-    /// Write-ahead log.
-    pub wal: WalConfig,
-    /// Block encoding.
-    pub block: BlockConfig,
-    /// How often the block list is re-read from the object store.
-    pub blocklist_poll: HumanDuration,
-}
-
-impl Default for TraceStorageConfig {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Local,
-            local: LocalConfig::default(),
-            s3: S3Config::default(),
-            gcs: GcsConfig::default(),
-            azure: AzureConfig::default(),
-            wal: WalConfig::default(),
-            block: BlockConfig::default(),
-            blocklist_poll: HumanDuration(Duration::from_secs(5 * 60)),
-        }
-    }
-}
-
-/// `storage.trace.local`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LocalConfig {
-    /// Directory that holds the blocks; created when missing.
-    pub path: PathBuf,
-}
-
-impl Default for LocalConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from("data/blocks"),
-        }
-    }
-}
-
-/// `storage.trace.s3`, with Tempo's key names.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct S3Config {
-    /// Bucket name (must exist).
-    pub bucket: String,
-    /// `host:port` or URL of the S3 endpoint; empty means AWS.
-    pub endpoint: String,
-    /// Region (default `us-east-1`).
-    pub region: String,
-    /// Static access key; empty uses the environment (`AWS_ACCESS_KEY_ID`, …).
-    pub access_key: String,
-    /// Static secret key.
-    #[serde(serialize_with = "redact")]
-    pub secret_key: String,
-    /// Use plain HTTP.
-    pub insecure: bool,
-    /// Path-style requests (`endpoint/bucket/key`), as MinIO needs.
-    pub forcepathstyle: bool,
-    /// Key prefix inside the bucket.
-    pub prefix: String,
-}
-
-/// `storage.trace.gcs`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GcsConfig {
-    /// Bucket name.
-    pub bucket_name: String,
-    /// Key prefix inside the bucket.
-    pub prefix: String,
-    /// Path of a service-account JSON key; empty uses the environment.
-    pub service_account_path: String,
-}
-
-/// `storage.trace.azure`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AzureConfig {
-    /// Container name.
-    pub container_name: String,
-    /// Storage account name.
-    pub storage_account_name: String,
-    /// Storage account key; empty uses the environment.
-    #[serde(serialize_with = "redact")]
-    pub storage_account_key: String,
-    /// Endpoint override (e.g. Azurite); empty means Azure.
-    pub endpoint: String,
-    /// Key prefix inside the container.
-    pub prefix: String,
-}
-
-/// `storage.trace.wal`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WalConfig {
-    /// Directory of the WAL segments; created when missing.
-    pub path: PathBuf,
-    /// Bound on WAL bytes on disk; past it ingest answers 503 until flushes catch up.
-    pub max_bytes: ByteSize,
-    /// Most time a write waits for other writes to share its fsync.
-    pub group_commit_max_delay: HumanDuration,
-}
-
-impl Default for WalConfig {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from("data/wal"),
-            max_bytes: ByteSize::gib(4),
-            group_commit_max_delay: HumanDuration(Duration::ZERO),
-        }
-    }
-}
-
-/// `storage.trace.block`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BlockConfig {
-    /// Target uncompressed size of one data page.
-    pub page_size_bytes: ByteSize,
-    /// Bloom filter false-positive rate.
-    pub bloom_filter_false_positive: f64,
-    /// Size of one bloom filter shard.
-    pub bloom_filter_shard_size_bytes: ByteSize,
-    /// zstd level of data pages.
-    pub zstd_level: i32,
-    /// Block format new blocks are written in (`rb1` or `rb2`); empty means the release's
-    /// default.
-    pub version: String,
-    /// Target uncompressed size of an rb2 row group.
-    pub parquet_row_group_size_bytes: ByteSize,
-    /// Span attributes stored in their own rb2 columns (searched without scanning the
-    /// generic attribute columns).
-    pub parquet_dedicated_columns: Vec<String>,
-}
-
-impl Default for BlockConfig {
-    fn default() -> Self {
-        Self {
-            page_size_bytes: ByteSize::kib(256),
-            bloom_filter_false_positive: 0.01,
-            bloom_filter_shard_size_bytes: ByteSize::kib(100),
-            zstd_level: 3,
-            version: String::new(),
-            parquet_row_group_size_bytes: ByteSize::mib(32),
-            parquet_dedicated_columns: vec![
-                "http.method".into(),
-                "http.route".into(),
-                "http.status_code".into(),
-            ],
-        }
-    }
-}
-
 /// `overrides`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -495,39 +266,37 @@ impl Serialize for HumanDuration {
     }
 }
 
-fn redact<S: Serializer>(value: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+pub(crate) fn redact<S: Serializer>(value: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(if value.is_empty() { "" } else { "<redacted>" })
 }
 
 impl Config {
-    /// Read, parse and validate a config file.
+    /// Read, parse and validate a config file for the default release.
     pub fn load(path: &Path) -> Result<Self> {
+        Ok(Self::load_for(path, crate::release::ReleaseId::default())?.config)
+    }
+
+    /// Read, parse and validate a config file written for `release`.
+    pub fn load_for(
+        path: &Path,
+        release: crate::release::ReleaseId,
+    ) -> Result<crate::release::config_rules::Parsed> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_path_buf(),
             source,
         })?;
-        let config = Self::parse(&text).map_err(|e| match e {
+        crate::release::config_rules::parse(&text, release).map_err(|e| match e {
             Error::ConfigParse { message, .. } => Error::ConfigParse {
                 path: path.to_path_buf(),
                 message,
             },
             other => other,
-        })?;
-        Ok(config)
+        })
     }
 
-    /// Parse and validate config text.
+    /// Parse and validate config text for the default release.
     pub fn parse(text: &str) -> Result<Self> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
-                path: PathBuf::from("<inline>"),
-                message: e.to_string(),
-            })?
-        };
-        config.validate()?;
-        Ok(config)
+        Ok(crate::release::config_rules::parse(text, crate::release::ReleaseId::default())?.config)
     }
 
     /// Checks that serde cannot express.
@@ -610,77 +379,10 @@ impl Config {
 
     /// The config as YAML, secrets redacted (for `/status/config`).
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        crate::release::config_rules::render(self)
+            .unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn empty_file_gives_defaults() {
-        let c = Config::parse("").unwrap();
-        assert_eq!(c.server.http_listen_port, 3200);
-        assert_eq!(
-            c.distributor.receivers.otlp.protocols.grpc.endpoint,
-            "127.0.0.1:4317"
-        );
-        assert_eq!(c.ingester.trace_idle_period.get(), Duration::from_secs(5));
-        assert_eq!(
-            c.overrides.defaults.global.max_bytes_per_trace.as_u64(),
-            5_000_000
-        );
-    }
-
-    #[test]
-    fn durations_and_sizes_are_typed() {
-        let c = Config::parse(
-            "ingester:\n  trace_idle_period: 250ms\n  max_block_bytes: 1MiB\nstorage:\n  trace:\n    backend: memory\n",
-        )
-        .unwrap();
-        assert_eq!(
-            c.ingester.trace_idle_period.get(),
-            Duration::from_millis(250)
-        );
-        assert_eq!(c.ingester.max_block_bytes.as_u64(), 1024 * 1024);
-        assert_eq!(c.storage.trace.backend, Backend::Memory);
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_its_position() {
-        let err = Config::parse("server:\n  http_listen_port: 3200\n  http_listen_prot: 1\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("http_listen_prot"), "{err}");
-        assert!(err.contains('3'), "line number missing: {err}");
-    }
-
-    #[test]
-    fn bad_duration_is_explained() {
-        let err = Config::parse("ingester:\n  trace_idle_period: soon\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("invalid duration"), "{err}");
-    }
-
-    #[test]
-    fn s3_needs_a_bucket() {
-        let err = Config::parse("storage:\n  trace:\n    backend: s3\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("storage.trace.s3.bucket"), "{err}");
-    }
-
-    #[test]
-    fn secrets_are_redacted_in_rendered_config() {
-        let c = Config::parse(
-            "storage:\n  trace:\n    backend: s3\n    s3:\n      bucket: b\n      secret_key: hunter2\n",
-        )
-        .unwrap();
-        let yaml = c.to_yaml();
-        assert!(!yaml.contains("hunter2"));
-        assert!(yaml.contains("<redacted>"));
-    }
-}
+mod tests;

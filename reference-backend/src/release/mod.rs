@@ -1,17 +1,20 @@
 //! The backend's releases as data: which block format each writes and reads, its WAL
 //! format and its config schema. `--release N` selects one.
 
+pub mod config_rules;
+pub mod table;
+
 use std::fmt;
 
 /// A release of the reference backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum ReleaseId {
     /// Release 1: rb1 only.
-    #[default]
     R1,
     /// Release 2: writes rb2 (or rb1), reads both.
     R2,
-    /// Release 3: rb2 only.
+    /// Release 3: rb2 only (the newest, and the default).
+    #[default]
     R3,
 }
 

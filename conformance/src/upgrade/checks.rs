@@ -1,0 +1,251 @@
+//! Checks the upgrade flow makes: a corpus read back through one target, a config judged by
+//! another, the rollback's "fails cleanly" rule.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use tempo_api::TempoClient;
+
+use crate::cases::{await_equal_with, read_with};
+use crate::fixtures::{self, TraceId};
+use crate::runner::Outcome;
+use crate::spec::{Capability, ConfigExpectation, ConfigOutcome, TargetFile};
+use crate::target::{ConfigVerdict, Running};
+
+/// Lookups in flight at once.
+const CONCURRENCY: usize = 16;
+
+/// A written trace: its id, what was sent, and which part of the corpus it belongs to.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Trace id.
+    pub id: TraceId,
+    /// Spans as sent.
+    pub spans: Vec<ResourceSpans>,
+    /// `flushed`, `wal-only`, `written by N+1`, …
+    pub part: &'static str,
+}
+
+/// A query client for `running` as `file` configures it.
+pub fn client(file: &TargetFile, running: &Running) -> anyhow::Result<TempoClient> {
+    Ok(TempoClient::new(&running.http)?
+        .with_tenant(file.tenant.clone())
+        .with_timeout(Duration::from_secs(60)))
+}
+
+/// Read every trace through `file`'s target at `running`; `Ok` when all are intact, else a
+/// reason that counts the failures per part and quotes the first of each.
+pub async fn read_all(
+    file: &TargetFile,
+    running: &Running,
+    traces: &[Written],
+) -> anyhow::Result<()> {
+    let client = client(file, running)?;
+    let v2 = file
+        .effective_capabilities()
+        .contains(&Capability::TraceByIdV2);
+    let mut results: Vec<(usize, anyhow::Result<()>)> =
+        futures::stream::iter(traces.iter().enumerate())
+            .map(|(k, w)| {
+                let client = client.clone();
+                async move {
+                    (
+                        k,
+                        await_equal_with(&client, v2, &w.id, &w.spans, file).await,
+                    )
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+    // Parts in corpus order (flushed before WAL-only), whatever order the reads finished in.
+    results.sort_by_key(|(k, _)| *k);
+    let mut parts: Vec<(&str, usize, usize, Option<String>)> = Vec::new();
+    for (k, r) in results {
+        let part = traces[k].part;
+        let entry = match parts.iter_mut().find(|p| p.0 == part) {
+            Some(e) => e,
+            None => {
+                parts.push((part, 0, 0, None));
+                let last = parts.len() - 1;
+                &mut parts[last]
+            }
+        };
+        entry.1 += 1;
+        if let Err(e) = r {
+            entry.2 += 1;
+            entry.3.get_or_insert_with(|| e.to_string());
+        }
+    }
+    let bad: Vec<String> = parts
+        .iter()
+        .filter(|p| p.2 > 0)
+        .map(|p| {
+            format!(
+                "{}: {} of {} traces unreadable or altered (first: {})",
+                p.0,
+                p.2,
+                p.1,
+                p.3.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", bad.join("; "))
+    }
+}
+
+/// Rollback that may fail cleanly: every trace is either intact, not found, or answered with
+/// an error; a trace answered with different content is damage.
+pub async fn read_cleanly(
+    file: &TargetFile,
+    running: &Running,
+    traces: &[Written],
+) -> anyhow::Result<String> {
+    let client = client(file, running)?;
+    let v2 = file
+        .effective_capabilities()
+        .contains(&Capability::TraceByIdV2);
+    let (mut intact, mut missing, mut errors) = (0, 0, 0);
+    // Give blocks time to be listed, as a reader would.
+    tokio::time::sleep(file.timings.poll_interval.get() * 4).await;
+    for w in traces {
+        match read_with(&client, v2, &w.id).await {
+            Ok(None) => missing += 1,
+            Err(_) => errors += 1,
+            Ok(Some(got)) => {
+                let d = crate::compare::diff(&w.spans, &got);
+                if d.is_empty() {
+                    intact += 1;
+                } else if d.iter().all(|x| x.contains("spans missing")) {
+                    missing += 1;
+                } else {
+                    anyhow::bail!(
+                        "{} answered trace {} ({}) with wrong content: {}",
+                        file.name,
+                        hex::encode(w.id),
+                        w.part,
+                        d.join("; ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(format!(
+        "{intact} intact, {missing} not found, {errors} answered with errors: no wrong data"
+    ))
+}
+
+/// Find every corpus trace by `tags=conf.upgrade=<nonce>` within the search timing.
+pub async fn search_all(
+    file: &TargetFile,
+    running: &Running,
+    nonce: &str,
+    corpus: &[Written],
+) -> anyhow::Result<()> {
+    let client = client(file, running)?;
+    let now = fixtures::now_ns() / 1_000_000_000;
+    let req = tempo_api::search::SearchRequest::tags(format!("conf.upgrade={nonce}"))
+        .with_range((now - 3600) as u32, (now + 60) as u32);
+    let deadline = Instant::now() + file.timings.search_visible_within.get();
+    loop {
+        let resp = client
+            .search(&req)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+        let found: Vec<fixtures::TraceId> = resp
+            .traces
+            .iter()
+            .filter_map(|t| tempo_api::parse_trace_id(&t.trace_id).ok())
+            .collect();
+        let missing = corpus.iter().filter(|w| !found.contains(&w.id)).count();
+        if missing == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{missing} of {} traces not found by tags=conf.upgrade={nonce}",
+            corpus.len()
+        );
+        tokio::time::sleep(file.timings.poll_interval.get()).await;
+    }
+}
+
+/// Judge a config check against the expectation.
+pub fn judge_config(verdict: &ConfigVerdict, exp: &ConfigExpectation) -> Outcome {
+    let missing: Vec<&str> = exp
+        .keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !verdict.output.contains(k))
+        .collect();
+    // Long enough for a rejection that names a whole section key by key.
+    let output: String = verdict.output.trim().chars().take(1500).collect();
+    match (exp.outcome, verdict.accepted) {
+        (ConfigOutcome::Accept, false) => {
+            Outcome::Fail(format!("the previous config was rejected: {output}"))
+        }
+        (ConfigOutcome::Reject, true) => Outcome::Fail(format!(
+            "the previous config was accepted; expected a rejection naming {:?}",
+            exp.keys
+        )),
+        (_, accepted) if !missing.is_empty() => Outcome::Fail(format!(
+            "{} without naming {missing:?}: {output}",
+            if accepted { "accepted" } else { "rejected" }
+        )),
+        _ => Outcome::Pass,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn v(accepted: bool, output: &str) -> ConfigVerdict {
+        ConfigVerdict {
+            accepted,
+            output: output.into(),
+        }
+    }
+
+    #[test]
+    fn config_verdicts() {
+        let reject = ConfigExpectation {
+            outcome: ConfigOutcome::Reject,
+            keys: vec!["ingester.trace_idle_period".into()],
+        };
+        assert_eq!(
+            judge_config(&v(false, "unknown key ingester.trace_idle_period"), &reject),
+            Outcome::Pass
+        );
+        let Outcome::Fail(r) = judge_config(&v(false, "bad config"), &reject) else {
+            panic!("a rejection that names no key must fail");
+        };
+        assert!(r.contains("ingester.trace_idle_period"), "{r}");
+        assert!(matches!(
+            judge_config(&v(true, ""), &reject),
+            Outcome::Fail(_)
+        ));
+        let accept = ConfigExpectation::default();
+        assert_eq!(judge_config(&v(true, ""), &accept), Outcome::Pass);
+        assert!(matches!(
+            judge_config(&v(false, "x"), &accept),
+            Outcome::Fail(_)
+        ));
+        let warned = ConfigExpectation {
+            outcome: ConfigOutcome::Accept,
+            keys: vec!["page_size_bytes".into(), "max_memory_bytes".into()],
+        };
+        let both = "warning: storage.trace.block.page_size_bytes is deprecated\n\
+                    warning: ingester.max_memory_bytes is deprecated\n";
+        assert_eq!(judge_config(&v(true, both), &warned), Outcome::Pass);
+        let Outcome::Fail(r) = judge_config(&v(true, ""), &warned) else {
+            panic!("an acceptance without the declared warnings must fail");
+        };
+        assert!(r.contains("accepted without naming"), "{r}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Helpers shared by the conformance crate's tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use conformance::cases::Case;
+use conformance::runner::{Outcome, TargetRun, run_target};
+use conformance::spec::TargetFile;
+use conformance::store::{Started, Store, StoreSpec};
+use conformance::upgrade::{UpgradeOptions, run_upgrade};
+
+/// `scenarios/targets/<name>.yaml` in the repository.
+pub fn target_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/targets")
+        .join(format!("{name}.yaml"))
+}
+
+/// A bundled target file.
+pub fn target(name: &str) -> TargetFile {
+    TargetFile::load(&target_path(name)).unwrap()
+}
+
+/// Start a store that needs no Docker.
+pub async fn store(spec: StoreSpec, dir: &Path) -> Store {
+    match Store::start(spec, dir).await.unwrap() {
+        Started::Ready(s) => *s,
+        Started::Skipped(r) => panic!("store {spec} skipped: {r}"),
+    }
+}
+
+/// Run `cases` against `file` on a fresh store of `spec`.
+pub async fn run(file: &TargetFile, spec: StoreSpec, cases: &[Case]) -> TargetRun {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(spec, dir.path()).await;
+    let run = run_target(file, &s, cases, dir.path()).await;
+    s.stop().await;
+    run
+}
+
+/// Run the upgrade flow on a fresh store of `spec`.
+pub async fn upgrade(from: &TargetFile, to: &TargetFile, spec: StoreSpec) -> TargetRun {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(spec, dir.path()).await;
+    let opts = UpgradeOptions {
+        work_dir: dir.path().to_path_buf(),
+        under_load: None,
+    };
+    let run = run_upgrade(from, to, &s, &opts).await;
+    s.stop().await;
+    run
+}
+
+/// Every failure of a run, one per line.
+pub fn failures(run: &TargetRun) -> String {
+    run.results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Fail(why) => Some(format!("{}: {why}", r.id)),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Assert nothing failed, and that something passed.
+pub fn assert_passed(run: &TargetRun) {
+    assert!(
+        run.passed(),
+        "{} [{}] failed:\n{}",
+        run.target,
+        run.store,
+        failures(run)
+    );
+    assert!(
+        run.results.iter().any(|r| r.outcome == Outcome::Pass),
+        "nothing passed"
+    );
+}
+
+/// The outcome of `id`, which must have been selected.
+pub fn outcome<'a>(run: &'a TargetRun, id: &str) -> &'a Outcome {
+    run.outcome(id)
+        .unwrap_or_else(|| panic!("{id} not in the run"))
+}

@@ -1,0 +1,77 @@
+//! Every bundled target file parses, and its config renders (with each profile) into YAML the
+//! target would read; reference configs parse as configs of their release.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use conformance::spec::{TargetFile, TargetKind};
+use conformance::store::StoreInfo;
+use conformance::target::{Launch, Ports, render_config};
+use reference_backend::release::{ReleaseId, config_rules};
+
+#[test]
+fn bundled_targets_load_and_render() {
+    let dir = common::target_path("x").parent().unwrap().to_path_buf();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        seen += 1;
+        let file = TargetFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let stores = [
+            StoreInfo::Local {
+                path: "/tmp/store".into(),
+            },
+            StoreInfo::S3 {
+                url: "http://127.0.0.1:9000".into(),
+                bucket: "b".into(),
+                access_key: "a".into(),
+                secret_key: "s".into(),
+                region: "us-east-1".into(),
+            },
+        ];
+        let mut profiles: Vec<Option<String>> = vec![None];
+        profiles.extend(file.profiles.keys().cloned().map(Some));
+        for (store, profile) in stores
+            .iter()
+            .flat_map(|s| profiles.iter().map(move |p| (s, p)))
+        {
+            let launch = Launch {
+                store: store.clone(),
+                data_dir: "/tmp/data".into(),
+                profile: profile.clone(),
+                ports: Ports {
+                    http: 3200,
+                    grpc: 4317,
+                    otlp_http: 4318,
+                },
+            };
+            let text = render_config(&file, &launch, launch.ports, "/tmp/data/c.yaml".as_ref())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            if file.kind == TargetKind::Reference {
+                let release = ReleaseId::from_number(file.release.unwrap()).unwrap();
+                let parsed = config_rules::parse(&text, release)
+                    .unwrap_or_else(|e| panic!("{} {profile:?}: {e}\n{text}", path.display()));
+                // Each bundled release's config is in that release's own spelling.
+                assert!(
+                    parsed.warnings.is_empty(),
+                    "{}: {:?}",
+                    path.display(),
+                    parsed.warnings
+                );
+            } else if file.kind != TargetKind::Remote {
+                assert!(
+                    text.contains("http_listen_port: 3200"),
+                    "{}:\n{text}",
+                    path.display()
+                );
+                if matches!(store, StoreInfo::S3 { .. }) {
+                    assert!(text.contains("endpoint: 127.0.0.1:9000"), "{text}");
+                }
+            }
+        }
+    }
+    assert!(seen >= 8, "only {seen} target files");
+}
