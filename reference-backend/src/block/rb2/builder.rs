@@ -144,21 +144,24 @@ impl Columns {
         if spans.is_empty() {
             return 0;
         }
-        let t_start = spans
+        // A span id seen before in the trace is a duplicate (a retried export): searches
+        // ignore it, so trace times and the root come from first copies only.
+        let mut by_id: HashMap<&[u8], usize> = HashMap::with_capacity(spans.len());
+        let dup: Vec<bool> = spans
             .iter()
+            .enumerate()
+            .map(|(i, (sp, _, _))| *by_id.entry(sp.span_id.as_slice()).or_insert(i) != i)
+            .collect();
+        let firsts = || spans.iter().zip(&dup).filter(|(_, d)| !**d).map(|(s, _)| s);
+        let t_start = firsts()
             .map(|(sp, _, _)| sp.start_time_unix_nano)
             .min()
             .unwrap_or(0);
-        let t_end = spans
-            .iter()
+        let t_end = firsts()
             .map(|(sp, _, _)| sp.end_time_unix_nano)
             .max()
             .unwrap_or(0);
-        let root = spans.iter().find(|(sp, _, _)| sp.parent_span_id.is_empty());
-        let mut by_id: HashMap<&[u8], usize> = HashMap::with_capacity(spans.len());
-        for (i, (sp, _, _)) in spans.iter().enumerate() {
-            by_id.entry(sp.span_id.as_slice()).or_insert(i);
-        }
+        let root = firsts().find(|(sp, _, _)| sp.parent_span_id.is_empty());
         // Encoded resource and scope entries (without their children), once each.
         let res_bytes: Vec<(Vec<u8>, Option<&str>)> = td
             .resource_spans
@@ -191,8 +194,9 @@ impl Columns {
             if i == 0 {
                 self.trace_id.append_value(id).ok();
                 self.trace_start.append_value(t_start.wrapping_sub(base_ns));
+                // Wrapping: the end is exact even when it is before the start.
                 self.trace_duration
-                    .append_value(t_end.saturating_sub(t_start));
+                    .append_value(t_end.wrapping_sub(t_start));
                 match root {
                     Some((r, rri, _)) => {
                         match res_bytes[*rri].1 {
@@ -213,12 +217,14 @@ impl Columns {
                 self.root_service.append_null();
                 self.root_name.append_null();
             }
-            self.group.append_value(match prev {
+            let group = match prev {
                 None => GROUP_NEW_TRACE,
                 Some((pr, _)) if pr != ri => GROUP_NEW_RESOURCE,
                 Some((_, ps)) if ps != si => GROUP_NEW_SCOPE,
                 _ => GROUP_SAME,
-            });
+            };
+            self.group
+                .append_value(if dup[i] { group | s::GROUP_DUP } else { group });
             prev = Some((ri, si));
             self.res.append_value(&res_bytes[ri].0);
             self.scope.append_value(&scope_bytes[si]);

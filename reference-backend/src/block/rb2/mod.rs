@@ -46,6 +46,7 @@ mod builder;
 mod cols;
 mod eval;
 mod fetch;
+mod hits;
 mod kvscan;
 mod read;
 mod schema;

@@ -8,7 +8,7 @@ use prost::Message;
 use tempo_api::trace_id::TraceId;
 
 use super::cols::{All, Attrs};
-use super::schema::{GROUP_NEW_RESOURCE, GROUP_NEW_SCOPE, PARENT_NONE};
+use super::schema::{GROUP_KIND, GROUP_NEW_RESOURCE, GROUP_NEW_SCOPE, PARENT_NONE};
 
 /// How a span's parent id is stored.
 enum ParentRef {
@@ -64,7 +64,7 @@ impl Assembler {
             let Some((id, t_start, rows)) = self.current.as_mut() else {
                 return Err("rows before the first trace start".into());
             };
-            let group = c.group.value(row);
+            let group = c.group.value(row) & GROUP_KIND;
             let res = if group >= GROUP_NEW_RESOURCE || rows.is_empty() {
                 Some(cached(
                     &mut res_cache,

@@ -82,6 +82,10 @@ pub const GROUP_NEW_SCOPE: u8 = 1;
 pub const GROUP_NEW_RESOURCE: u8 = 2;
 /// First row of a trace (and so of a `ResourceSpans` and `ScopeSpans`).
 pub const GROUP_NEW_TRACE: u8 = 3;
+/// Bit set on a span whose span id an earlier span of the trace has (search skips it).
+pub const GROUP_DUP: u8 = 4;
+/// The bits of `group` that say how the row relates to the previous one.
+pub const GROUP_KIND: u8 = 3;
 
 /// `parent` value of a span without a parent.
 pub const PARENT_NONE: i32 = -1;

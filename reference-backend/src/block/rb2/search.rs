@@ -2,45 +2,57 @@
 //!
 //! Per row group, in trace-id order: skip it when its statistics rule the plan out (time
 //! range, trace duration, equality on dictionary columns the expression requires); else
-//! read only the columns the expression needs, evaluate it to a span mask (`eval`), keep
-//! traces with a matching span that pass the trace filters, and read the columns results
-//! show for just those traces' first rows and first `spss` matched spans. Stops once
-//! `limit` traces are found, so the answer is the first `limit` matching traces by id —
-//! what an evaluator walking the block's traces in order returns.
+//! read only the columns the expression needs, evaluate it to a span mask (`eval`), drop
+//! duplicate spans (a span id seen earlier in its trace), and keep traces with a matching
+//! span that the trace filters admit. Of all those, the `limit` that start last (ties:
+//! lower trace id) become results (`hits`), as [`crate::search::rank`] orders them — the
+//! same answer as the generic evaluator over the block's traces.
 
-use std::collections::HashMap;
-
-use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, UInt8Array, UInt64Array};
+use arrow::array::{Array, UInt8Array, UInt64Array};
+use arrow::buffer::BooleanBuffer;
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
-use parquet::arrow::arrow_reader::RowSelection;
-use parquet::arrow::push_decoder::RowGroupSelection;
+use parquet::arrow::push_decoder::{ParquetPushDecoder, RowGroupSelection};
+use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::statistics::Statistics;
-use prost::Message;
-use tempo_api::trace_id::TraceId;
 
 use super::Rb2Reader;
-use super::cols::{self, Attrs};
-use super::eval::{self, Batch, Needs, dedicated_index, first, kv_value};
-use super::fetch::{FetchError, Fetcher, Footer};
+use super::cols;
+use super::eval::{self, Batch, Needs, dedicated_index};
+use super::fetch::{Fetcher, Footer};
+use super::hits;
 use super::kvscan::ChunkAt;
-use super::schema::{self as s, A_B, A_D, A_I, A_KV, A_P};
+use super::schema::{self as s};
 use crate::error::Result;
-use crate::search::ast::{Cond, Expr, Field, Intrinsic, Op, Scope, Static, ValueRef};
-use crate::search::{HitValue, SearchPlan, SearchResult, SpanHit, TraceHit};
-use parquet::file::metadata::ColumnChunkMetaData;
+use crate::search::ast::{Cond, Expr, Field, Intrinsic, Op, Scope, Static};
+use crate::search::{SearchPlan, SearchResult};
 
 /// Rows per decoded batch while scanning. The batches of a row group are concatenated
 /// for evaluation; decoding it as one batch instead regrows dictionary key buffers page
 /// by page (quadratic copying in the parquet reader).
-const SCAN_BATCH_ROWS: usize = 16 * 1024;
+pub const SCAN_BATCH_ROWS: usize = 16 * 1024;
 
-/// A trace that matched, before its result columns are read.
-struct Candidate {
-    first_row: usize,
-    matched: u32,
-    /// Up to `spss` matched rows.
-    rows: Vec<usize>,
+/// A matching trace, before its result columns are read.
+pub struct Candidate {
+    /// Row group.
+    pub rg: usize,
+    /// First row of the trace.
+    pub first_row: usize,
+    /// Row after its last.
+    pub end_row: usize,
+    /// Matched spans (duplicates excluded).
+    pub matched: u32,
+    /// Earliest span start (unix ns).
+    pub start_ns: u64,
+    /// Latest end − earliest start.
+    pub duration_ns: u64,
+}
+
+/// What scanning one row group found.
+struct Scan {
+    cands: Vec<Candidate>,
+    mask: BooleanBuffer,
+    traces: u64,
+    spans: u64,
 }
 
 /// Search `r` for `plan`.
@@ -48,42 +60,39 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
     let footer = &*r.footer;
     let f = r.fetcher();
     let mut needs = eval::needs(&plan.filter, &footer.dedicated, &footer.plain_keys);
-    // `group` marks each trace's first row; trace times are read here only to filter.
+    // `group` marks first rows and duplicates; trace times are decoded only for row groups
+    // with a match.
     needs.col(s::GROUP);
-    let trace_filter = plan.start_ns.is_some()
-        || plan.end_ns.is_some()
-        || plan.min_duration_ns.is_some()
-        || plan.max_duration_ns.is_some();
-    if trace_filter {
-        needs.col(s::TRACE_START);
-        needs.col(s::TRACE_DURATION);
-    }
     let flat = needs.flat_projection(footer);
     let lists = needs.attr_projection(footer);
+    let mut times_needs = Needs::default();
+    times_needs.col(s::TRACE_START);
+    times_needs.col(s::TRACE_DURATION);
+    let times = times_needs.flat_projection(footer);
     let required = required(&plan.filter);
-    let referenced = referenced(&plan.filter);
     let mut out = SearchResult::default();
-    for rg in 0..footer.parquet().num_row_groups() {
-        if out.traces.len() >= plan.limit {
-            break;
-        }
-        if pruned(footer, rg, plan, &required) {
+    let mut cands: Vec<Candidate> = Vec::new();
+    let mut masks: Vec<Option<BooleanBuffer>> = vec![None; footer.parquet().num_row_groups()];
+    for (rg, mask_slot) in masks.iter_mut().enumerate() {
+        if plan.limit == 0 || pruned(footer, rg, plan, &required) {
             continue;
         }
-        // Flat columns and the attribute lists are decoded separately: each as one batch,
-        // sized for its own value count.
         let flat_ranges = Fetcher::chunk_ranges(footer, rg, &flat);
+        let time_ranges = Fetcher::chunk_ranges(footer, rg, &times);
         let list_ranges = lists
             .as_ref()
             .map_or_else(Vec::new, |l| Fetcher::chunk_ranges(footer, rg, l));
-        let kv_leaf = footer.layout.attr_leaves[s::A_KV];
-        let kv_meta = footer.parquet().row_group(rg).column(kv_leaf);
+        let kv_meta = footer
+            .parquet()
+            .row_group(rg)
+            .column(footer.layout.attr_leaves[s::A_KV]);
         let kv_range = needs.kv_raw.then(|| {
             let (start, len) = kv_meta.byte_range();
             start..start + len
         });
         let all: Vec<_> = flat_ranges
             .iter()
+            .chain(&time_ranges)
             .chain(&list_ranges)
             .chain(&kv_range)
             .cloned()
@@ -96,16 +105,14 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
             }),
             None => None,
         };
-        let list_bytes = bytes.split_off(flat_ranges.len());
-        let (cands, traces, spans) = crate::cpu::run_heavy(|| {
-            let one = vec![RowGroupSelection::new(rg, None)];
-            let mut dec = footer.decoder_with_batch(flat.clone(), one.clone(), SCAN_BATCH_ROWS)?;
-            dec.push_ranges(flat_ranges, bytes)
-                .map_err(|e| e.to_string())?;
-            let batch = decode_all(dec)?;
+        let list_bytes = bytes.split_off(flat_ranges.len() + time_ranges.len());
+        let time_bytes = bytes.split_off(flat_ranges.len());
+        let scan = crate::cpu::run_heavy(|| {
+            let one = || vec![RowGroupSelection::new(rg, None)];
+            let batch = decode_all(footer, &flat, one(), flat_ranges, bytes)?;
             let attrs = match &lists {
                 Some(l) => {
-                    let mut dec = footer.decoder_with_batch(l.clone(), one, SCAN_BATCH_ROWS)?;
+                    let mut dec = footer.decoder_with_batch(l.clone(), one(), SCAN_BATCH_ROWS)?;
                     dec.push_ranges(list_ranges, list_bytes)
                         .map_err(|e| e.to_string())?;
                     Some(decode_batches(dec)?)
@@ -113,25 +120,66 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
                 None => None,
             };
             let kv_raw = kv_chunk.as_ref().map(|c| (c, kv_meta, footer, rg));
-            filter(&batch, attrs.as_deref(), kv_raw, footer, plan)
+            let mut scan = filter(rg, &batch, attrs.as_deref(), kv_raw, footer, plan)?;
+            if !scan.cands.is_empty() {
+                let t = decode_all(footer, &times, one(), time_ranges, time_bytes)?;
+                admit(&mut scan.cands, &t, footer, plan)?;
+            }
+            Ok::<_, String>(scan)
         })
         .map_err(|m| r.corrupt(m))?;
-        out.inspected_traces += traces;
-        out.inspected_spans += spans;
-        let take = cands.len().min(plan.limit - out.traces.len());
-        if take > 0 {
-            let hits = hits(r, &f, rg, &cands[..take], &referenced).await?;
-            out.traces.extend(hits);
+        out.inspected_traces += scan.traces;
+        out.inspected_spans += scan.spans;
+        if !scan.cands.is_empty() {
+            cands.extend(scan.cands);
+            *mask_slot = Some(scan.mask);
         }
     }
+    // The `limit` hits that start last; within a block, row order is trace-id order.
+    cands.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then((a.rg, a.first_row).cmp(&(b.rg, b.first_row)))
+    });
+    cands.truncate(plan.limit);
+    let referenced = plan.filter.referenced_attributes();
+    for (rg, mask) in masks.iter().enumerate() {
+        let of_rg: Vec<&Candidate> = cands.iter().filter(|c| c.rg == rg).collect();
+        let Some(mask) = mask.as_ref().filter(|_| !of_rg.is_empty()) else {
+            continue;
+        };
+        let hits =
+            hits::build(r, &f, rg, &of_rg, mask, plan.spans_per_spanset, &referenced).await?;
+        out.traces.extend(hits);
+    }
+    crate::search::rank(&mut out.traces, plan.limit);
     out.inspected_bytes = f.fetched();
     Ok(out)
 }
 
+/// Decode `projection` of the given row groups from pushed bytes, as one batch.
+fn decode_all(
+    footer: &Footer,
+    projection: &parquet::arrow::ProjectionMask,
+    selections: Vec<RowGroupSelection>,
+    ranges: Vec<std::ops::Range<u64>>,
+    bytes: Vec<bytes::Bytes>,
+) -> Result<RecordBatch, String> {
+    let mut dec = footer.decoder_with_batch(projection.clone(), selections, SCAN_BATCH_ROWS)?;
+    dec.push_ranges(ranges, bytes).map_err(|e| e.to_string())?;
+    let mut batches = decode_batches(dec)?;
+    match batches.len() {
+        1 => Ok(batches.remove(0)),
+        0 => Err("row group decoded to nothing".into()),
+        _ => {
+            let schema = batches[0].schema();
+            arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Every batch `dec` yields (its data was pushed already).
-fn decode_batches(
-    mut dec: parquet::arrow::push_decoder::ParquetPushDecoder,
-) -> Result<Vec<RecordBatch>, String> {
+fn decode_batches(mut dec: ParquetPushDecoder) -> Result<Vec<RecordBatch>, String> {
     let mut batches = Vec::new();
     loop {
         match dec.try_decode().map_err(|e| e.to_string())? {
@@ -144,49 +192,26 @@ fn decode_batches(
     }
 }
 
-/// The batches of `dec` as one.
-fn decode_all(
-    dec: parquet::arrow::push_decoder::ParquetPushDecoder,
-) -> Result<RecordBatch, String> {
-    let mut batches = decode_batches(dec)?;
-    match batches.len() {
-        1 => Ok(batches.remove(0)),
-        0 => Err("row group decoded to nothing".into()),
-        _ => {
-            let schema = batches[0].schema();
-            arrow::compute::concat_batches(&schema, &batches).map_err(|e| e.to_string())
-        }
-    }
-}
-
-/// Evaluate the filter over a row group; (matching traces, traces, spans) inspected.
+/// Evaluate the filter over row group `rg`: its matching traces (times not yet known).
 fn filter(
+    rg: usize,
     batch: &RecordBatch,
     attrs: Option<&[RecordBatch]>,
     kv_raw: Option<(&ChunkAt, &ColumnChunkMetaData, &Footer, usize)>,
     footer: &Footer,
     plan: &SearchPlan,
-) -> Result<(Vec<Candidate>, u64, u64), String> {
+) -> Result<Scan, String> {
     let group: &UInt8Array = cols::get(batch, s::GROUP)?;
-    let times: Option<(&UInt64Array, &UInt64Array)> = match (
-        cols::get::<UInt64Array>(batch, s::TRACE_START),
-        cols::get::<UInt64Array>(batch, s::TRACE_DURATION),
-    ) {
-        (Ok(a), Ok(b)) => Some((a, b)),
-        _ => None,
-    };
     let rows = batch.num_rows();
-    let starts: Vec<usize> = group
-        .values()
-        .iter()
-        .enumerate()
-        .filter(|(_, g)| **g == s::GROUP_NEW_TRACE)
-        .map(|(i, _)| i)
+    let groups = group.values();
+    let starts: Vec<usize> = (0..rows)
+        .filter(|&i| groups[i] & s::GROUP_KIND == s::GROUP_NEW_TRACE)
         .collect();
     if rows > 0 && starts.first() != Some(&0) {
         return Err("row group does not start with a trace".into());
     }
-    let mask = eval::eval(
+    let firsts = BooleanBuffer::collect_bool(rows, |i| groups[i] & s::GROUP_DUP == 0);
+    let mask = &eval::eval(
         &plan.filter,
         &Batch {
             batch,
@@ -195,56 +220,59 @@ fn filter(
             dedicated: &footer.dedicated,
             kv_raw,
         },
-    )?;
+    )? & &firsts;
     // One pass over the matching rows, trace by trace.
     let mut cands: Vec<Candidate> = Vec::new();
     let mut t = 0usize;
-    let mut open: Option<usize> = None; // trace index of the last candidate pushed
     for row in mask.set_indices() {
         while starts.get(t + 1).is_some_and(|&next| next <= row) {
             t += 1;
         }
-        if open == Some(t) {
-            if let Some(c) = cands.last_mut().filter(|c| c.first_row != usize::MAX) {
-                c.matched += 1;
-                if c.rows.len() < plan.spans_per_spanset {
-                    c.rows.push(row);
-                }
-            }
-            continue;
+        match cands.last_mut() {
+            Some(c) if c.first_row == starts[t] => c.matched += 1,
+            _ => cands.push(Candidate {
+                rg,
+                first_row: starts[t],
+                end_row: starts.get(t + 1).copied().unwrap_or(rows),
+                matched: 1,
+                start_ns: 0,
+                duration_ns: 0,
+            }),
         }
-        let a = starts[t];
-        open = Some(t);
-        if let Some((t_start, t_dur)) = times {
-            let start_ns = footer.base_ns.wrapping_add(t_start.value(a));
-            let duration_ns = t_dur.value(a);
-            let end_ns = start_ns.saturating_add(duration_ns);
-            if plan.end_ns.is_some_and(|e| start_ns > e)
-                || plan.start_ns.is_some_and(|s| end_ns < s)
-                || plan.min_duration_ns.is_some_and(|m| duration_ns < m)
-                || plan.max_duration_ns.is_some_and(|m| duration_ns > m)
-            {
-                // Keep `open` on this trace so its other rows are skipped quickly.
-                cands.push(Candidate {
-                    first_row: usize::MAX,
-                    matched: 0,
-                    rows: Vec::new(),
-                });
-                continue;
-            }
-        }
-        let mut rows = Vec::with_capacity(plan.spans_per_spanset.min(8));
-        if plan.spans_per_spanset > 0 {
-            rows.push(row);
-        }
-        cands.push(Candidate {
-            first_row: a,
-            matched: 1,
-            rows,
-        });
     }
-    cands.retain(|c| c.first_row != usize::MAX);
-    Ok((cands, starts.len() as u64, rows as u64))
+    Ok(Scan {
+        cands,
+        mask,
+        traces: starts.len() as u64,
+        spans: firsts.count_set_bits() as u64,
+    })
+}
+
+/// Fill in the candidates' times and keep those the plan's trace filters admit.
+fn admit(
+    cands: &mut Vec<Candidate>,
+    times: &RecordBatch,
+    footer: &Footer,
+    plan: &SearchPlan,
+) -> Result<(), String> {
+    let t_start: &UInt64Array = cols::get(times, s::TRACE_START)?;
+    let t_dur: &UInt64Array = cols::get(times, s::TRACE_DURATION)?;
+    for c in cands.iter_mut() {
+        if !t_start.is_valid(c.first_row) {
+            return Err("trace without a start".into());
+        }
+        c.start_ns = footer.base_ns.wrapping_add(t_start.value(c.first_row));
+        // Stored wrapping, so the end is exact; the duration saturates like the evaluator's.
+        let end_ns = c.start_ns.wrapping_add(t_dur.value(c.first_row));
+        c.duration_ns = end_ns.saturating_sub(c.start_ns);
+        c.matched = if plan.admits(c.start_ns, end_ns) {
+            c.matched
+        } else {
+            0
+        };
+    }
+    cands.retain(|c| c.matched > 0);
+    Ok(())
 }
 
 /// Conditions every matching span must satisfy (those under `&&` only).
@@ -258,19 +286,6 @@ fn required(expr: &Expr) -> Vec<&Cond> {
             v
         }
     }
-}
-
-/// Attributes results show, by scope and key, first reference of each key only.
-fn referenced(expr: &Expr) -> Vec<(Scope, String)> {
-    let mut out: Vec<(Scope, String)> = Vec::new();
-    for c in expr.conditions() {
-        if let Field::Attr { scope, key } = &c.field
-            && !out.iter().any(|(_, k)| k == key)
-        {
-            out.push((*scope, key.clone()));
-        }
-    }
-    out
 }
 
 fn u64_stats(st: Option<&Statistics>) -> Option<(u64, u64)> {
@@ -292,12 +307,15 @@ fn pruned(footer: &Footer, rg: usize, plan: &SearchPlan, required: &[&Cond]) -> 
         return false;
     };
     let base = footer.base_ns;
+    // Durations are stored wrapping (end before start reads huge): bounds from them hold
+    // only while none is past i64::MAX.
+    let sane = max_d <= i64::MAX as u64;
     if plan.end_ns.is_some_and(|e| base.wrapping_add(min_s) > e)
         || plan
             .start_ns
-            .is_some_and(|st| base.wrapping_add(max_s).saturating_add(max_d) < st)
-        || plan.min_duration_ns.is_some_and(|m| max_d < m)
-        || plan.max_duration_ns.is_some_and(|m| min_d > m)
+            .is_some_and(|st| sane && base.wrapping_add(max_s).saturating_add(max_d) < st)
+        || plan.min_duration_ns.is_some_and(|m| sane && max_d < m)
+        || plan.max_duration_ns.is_some_and(|m| sane && min_d > m)
     {
         return true;
     }
@@ -339,267 +357,4 @@ fn pruned(footer: &Footer, rg: usize, plan: &SearchPlan, required: &[&Cond]) -> 
         }
     }
     false
-}
-
-/// Read the result columns for `cands` (rows of row group `rg`) and build their hits.
-async fn hits(
-    r: &Rb2Reader,
-    f: &Fetcher,
-    rg: usize,
-    cands: &[Candidate],
-    referenced: &[(Scope, String)],
-) -> Result<Vec<TraceHit>> {
-    let footer = &*r.footer;
-    let mut rows: Vec<usize> = cands
-        .iter()
-        .flat_map(|c| std::iter::once(c.first_row).chain(c.rows.iter().copied()))
-        .collect();
-    rows.sort_unstable();
-    rows.dedup();
-    let mut needs = Needs::default();
-    for c in [
-        s::TRACE_ID,
-        s::TRACE_START,
-        s::TRACE_DURATION,
-        s::ROOT_SERVICE,
-        s::ROOT_NAME,
-        s::SPAN_ID,
-        s::ODD,
-        s::NAME,
-        s::START,
-        s::DURATION,
-    ] {
-        needs.col(c);
-    }
-    for (scope, key) in referenced {
-        if *scope != Scope::Span {
-            needs.col(s::RES);
-        }
-        if *scope != Scope::Resource {
-            if let Some(d) = dedicated_index(&footer.dedicated, key) {
-                needs.col(&s::ded_s(d));
-                needs.col(&s::ded_i(d));
-            }
-            for l in [A_KV, A_P, A_I, A_D, A_B] {
-                needs.attr[l] = true;
-            }
-        }
-    }
-    let selection =
-        RowSelection::from_consecutive_ranges(rows.iter().map(|&r| r..r + 1), footer.rows_in(rg));
-    let projection = needs.projection(footer);
-    let batch = footer.batch_for(rg, &projection, rows.len());
-    let dec = footer
-        .decoder_with_batch(
-            projection,
-            vec![RowGroupSelection::new(rg, Some(selection))],
-            batch,
-        )
-        .map_err(|m| r.corrupt(m))?;
-    let batches = f.drive(dec).await.map_err(|e: FetchError| r.fetch_err(e))?;
-    crate::cpu::run_heavy(|| {
-        let batch = match batches.len() {
-            1 => batches.into_iter().next().ok_or("no batch")?,
-            _ => {
-                let schema = footer.meta.schema().clone();
-                let projected = batches.first().map_or(schema, |b| b.schema());
-                arrow::compute::concat_batches(&projected, &batches).map_err(|e| e.to_string())?
-            }
-        };
-        if batch.num_rows() != rows.len() {
-            return Err(format!(
-                "read {} result rows, wanted {}",
-                batch.num_rows(),
-                rows.len()
-            ));
-        }
-        let pos: HashMap<usize, usize> = rows.iter().enumerate().map(|(i, &r)| (r, i)).collect();
-        let view = HitView::of(&batch, footer)?;
-        cands
-            .iter()
-            .map(|c| {
-                let at = |row: usize| pos.get(&row).copied().ok_or("row not read");
-                let first = at(c.first_row)?;
-                let trace_id: TraceId = view
-                    .trace_id
-                    .value(first)
-                    .try_into()
-                    .map_err(|_| "trace id is not 16 bytes")?;
-                let start_ns = footer.base_ns.wrapping_add(view.trace_start.value(first));
-                Ok(TraceHit {
-                    trace_id,
-                    root_service_name: view.root_service.get(first).map(str::to_owned),
-                    root_span_name: view.root_name.get(first).map(str::to_owned),
-                    start_ns,
-                    duration_ns: view.trace_duration.value(first),
-                    matched: c.matched,
-                    spans: c
-                        .rows
-                        .iter()
-                        .map(|&row| view.span_hit(at(row)?, start_ns, referenced))
-                        .collect::<Result<_, String>>()?,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()
-    })
-    .map_err(|m| r.corrupt(m))
-}
-
-/// The result columns of the selected rows.
-struct HitView<'a> {
-    trace_id: &'a FixedSizeBinaryArray,
-    trace_start: &'a UInt64Array,
-    trace_duration: &'a UInt64Array,
-    root_service: cols::DictStr<'a>,
-    root_name: cols::DictStr<'a>,
-    span_id: &'a FixedSizeBinaryArray,
-    odd: &'a arrow::array::BinaryArray,
-    name: cols::DictStr<'a>,
-    start: &'a UInt64Array,
-    duration: &'a UInt64Array,
-    res: Option<cols::DictBin<'a>>,
-    attrs: Option<Attrs<'a>>,
-    batch: &'a RecordBatch,
-    dedicated: &'a [String],
-}
-
-impl<'a> HitView<'a> {
-    fn of(batch: &'a RecordBatch, footer: &'a Footer) -> Result<Self, String> {
-        Ok(HitView {
-            trace_id: cols::get(batch, s::TRACE_ID)?,
-            trace_start: cols::get(batch, s::TRACE_START)?,
-            trace_duration: cols::get(batch, s::TRACE_DURATION)?,
-            root_service: cols::dict_str(batch, s::ROOT_SERVICE)?,
-            root_name: cols::dict_str(batch, s::ROOT_NAME)?,
-            span_id: cols::get(batch, s::SPAN_ID)?,
-            odd: cols::get(batch, s::ODD)?,
-            name: cols::dict_str(batch, s::NAME)?,
-            start: cols::get(batch, s::START)?,
-            duration: cols::get(batch, s::DURATION)?,
-            res: cols::dict_bin(batch, s::RES).ok(),
-            attrs: Attrs::of(batch).ok(),
-            batch,
-            dedicated: &footer.dedicated,
-        })
-    }
-
-    fn span_hit(
-        &self,
-        i: usize,
-        trace_start: u64,
-        referenced: &[(Scope, String)],
-    ) -> Result<SpanHit, String> {
-        let mut span_id = [0u8; 8];
-        if self.odd.is_valid(i) {
-            let ids = Span::decode(self.odd.value(i)).map_err(|e| format!("odd ids: {e}"))?;
-            if ids.span_id.len() == 8 {
-                span_id.copy_from_slice(&ids.span_id);
-            }
-        } else {
-            span_id.copy_from_slice(self.span_id.value(i));
-        }
-        let mut attributes = Vec::new();
-        for (scope, key) in referenced {
-            let span_v = match scope {
-                Scope::Resource => None,
-                _ => self.span_value(i, key)?,
-            };
-            let v = match (scope, span_v) {
-                (Scope::Span, v) | (Scope::Any, v @ Some(_)) => v,
-                _ => self.resource_value(i, key)?,
-            };
-            if let Some(h) = v.and_then(hit_value) {
-                attributes.push((key.clone(), h));
-            }
-        }
-        Ok(SpanHit {
-            span_id,
-            name: self.name.get(i).unwrap_or_default().to_owned(),
-            start_ns: trace_start.wrapping_add(self.start.value(i)),
-            duration_ns: self.duration.value(i),
-            attributes,
-        })
-    }
-
-    /// The span's attribute `key` (`Some(Other)` when present with a value no condition
-    /// compares).
-    fn span_value(&self, i: usize, key: &str) -> Result<Option<OwnedValue>, String> {
-        if let Some(d) = dedicated_index(self.dedicated, key) {
-            let ds = cols::dict_str(self.batch, &s::ded_s(d))?;
-            let di: &Int64Array = cols::get(self.batch, &s::ded_i(d))?;
-            if let Some(v) = ds.get(i) {
-                return Ok(Some(OwnedValue::Str(v.to_owned())));
-            }
-            if di.is_valid(i) {
-                return Ok(Some(OwnedValue::Int(di.value(i))));
-            }
-        }
-        let a = self.attrs.as_ref().ok_or("attrs were not read")?;
-        let (Some(iv), Some(dv), Some(bv)) = (a.i, a.d, a.b) else {
-            return Err("attrs children were not read".into());
-        };
-        let mut found = None;
-        for e in a.range(i) {
-            let (k, v) = a.key_and_string(e)?;
-            if k == key {
-                found = Some((e, v));
-                break;
-            }
-        }
-        let Some((e, string)) = found else {
-            return Ok(None);
-        };
-        Ok(Some(if let Some(x) = string {
-            OwnedValue::Str(x.to_owned())
-        } else if iv.is_valid(e) {
-            OwnedValue::Int(iv.value(e))
-        } else if dv.is_valid(e) {
-            OwnedValue::Float(dv.value(e))
-        } else if bv.is_valid(e) {
-            OwnedValue::Bool(bv.value(e))
-        } else {
-            OwnedValue::Other
-        }))
-    }
-
-    fn resource_value(&self, i: usize, key: &str) -> Result<Option<OwnedValue>, String> {
-        let res = self.res.as_ref().ok_or("res was not read")?;
-        let Some(bytes) = res.get(i) else {
-            return Ok(None);
-        };
-        let rs = ResourceSpans::decode(bytes).map_err(|e| format!("res does not decode: {e}"))?;
-        let attrs = rs.resource.map(|r| r.attributes).unwrap_or_default();
-        Ok(first(&attrs, key).map(|kv| OwnedValue::from(kv_value(kv))))
-    }
-}
-
-/// An attribute value read for a result.
-enum OwnedValue {
-    Str(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Other,
-}
-
-impl From<ValueRef<'_>> for OwnedValue {
-    fn from(v: ValueRef<'_>) -> Self {
-        match v {
-            ValueRef::Str(s) => OwnedValue::Str(s.to_owned()),
-            ValueRef::Int(i) => OwnedValue::Int(i),
-            ValueRef::Float(f) => OwnedValue::Float(f),
-            ValueRef::Bool(b) => OwnedValue::Bool(b),
-            ValueRef::Duration(_) | ValueRef::Other => OwnedValue::Other,
-        }
-    }
-}
-
-fn hit_value(v: OwnedValue) -> Option<HitValue> {
-    match v {
-        OwnedValue::Str(s) => Some(HitValue::Str(s)),
-        OwnedValue::Int(i) => Some(HitValue::Int(i)),
-        OwnedValue::Float(f) => Some(HitValue::Float(f)),
-        OwnedValue::Bool(b) => Some(HitValue::Bool(b)),
-        OwnedValue::Other => None,
-    }
 }
