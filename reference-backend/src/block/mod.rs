@@ -148,6 +148,56 @@ pub fn format_by_name(name: &str, settings: &EncodingSettings) -> Option<Arc<dyn
     }
 }
 
+/// Upload a block: `objects` (name, bytes) in order, the bloom shards as `bloom-N`, then
+/// `meta.json` last, so readers never see a block whose objects are not all written.
+pub async fn put_block(
+    store: &BlockStore,
+    meta: &BlockMeta,
+    objects: Vec<(&'static str, Vec<u8>)>,
+    blooms: Vec<Vec<u8>>,
+) -> Result<()> {
+    let (tenant, id) = (meta.tenant_id.as_str(), &meta.block_id);
+    for (name, bytes) in objects {
+        store
+            .put(&object_key(tenant, id, name), bytes::Bytes::from(bytes))
+            .await?;
+    }
+    for (i, b) in blooms.into_iter().enumerate() {
+        store
+            .put(
+                &object_key(tenant, id, &format!("bloom-{i}")),
+                bytes::Bytes::from(b),
+            )
+            .await?;
+    }
+    store
+        .put(
+            &object_key(tenant, id, meta::META_OBJECT),
+            bytes::Bytes::from(meta.to_json()),
+        )
+        .await
+}
+
+/// Load a block's bloom shards (`bloom-0` … `bloom-<n-1>`).
+pub async fn load_blooms(store: &BlockStore, meta: &BlockMeta) -> Result<Vec<bloom::Bloom>> {
+    let (tenant, id) = (meta.tenant_id.as_str(), &meta.block_id);
+    let mut blooms = Vec::with_capacity(meta.bloom_shards as usize);
+    for i in 0..meta.bloom_shards {
+        let b = store
+            .get(&object_key(tenant, id, &format!("bloom-{i}")))
+            .await?;
+        blooms.push(bloom::Bloom::from_bytes(&b).map_err(|message| {
+            crate::error::Error::CorruptBlock {
+                tenant: tenant.to_owned(),
+                block_id: id.to_string(),
+                object: "bloom",
+                message,
+            }
+        })?);
+    }
+    Ok(blooms)
+}
+
 /// Object key of `object` in a block.
 pub fn object_key(tenant: &str, block_id: &Uuid, object: &str) -> String {
     format!("{tenant}/{block_id}/{object}")

@@ -13,12 +13,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+
 use tempo_api::trace_id::TraceId;
 
 use super::bloom::{self, Bloom};
-use super::meta::{self, BlockMeta, META_OBJECT};
-use super::{BlockFormat, BlockInput, BlockReader, EncodingSettings, object_key};
+use super::meta::{self, BlockMeta};
+use super::{
+    BlockFormat, BlockInput, BlockReader, EncodingSettings, load_blooms, object_key, put_block,
+};
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
 
@@ -252,29 +254,13 @@ impl BlockFormat for Rb1 {
             bloom_shards: encoded.blooms.len() as u32,
             compaction_level: 0,
         };
-        store
-            .put(&object_key(tenant, &id, "data"), Bytes::from(encoded.data))
-            .await?;
-        store
-            .put(
-                &object_key(tenant, &id, "index"),
-                Bytes::from(encoded.index),
-            )
-            .await?;
-        for (i, b) in encoded.blooms.into_iter().enumerate() {
-            store
-                .put(
-                    &object_key(tenant, &id, &format!("bloom-{i}")),
-                    Bytes::from(b),
-                )
-                .await?;
-        }
-        store
-            .put(
-                &object_key(tenant, &id, META_OBJECT),
-                Bytes::from(meta.to_json()),
-            )
-            .await?;
+        put_block(
+            store,
+            &meta,
+            vec![("data", encoded.data), ("index", encoded.index)],
+            encoded.blooms,
+        )
+        .await?;
         Ok(meta)
     }
 
@@ -288,13 +274,7 @@ impl BlockFormat for Rb1 {
         };
         let index_bytes = store.get(&object_key(tenant, &id, "index")).await?;
         let pages = decode_index(&index_bytes).map_err(|m| corrupt("index", m))?;
-        let mut blooms = Vec::with_capacity(meta.bloom_shards as usize);
-        for i in 0..meta.bloom_shards {
-            let b = store
-                .get(&object_key(tenant, &id, &format!("bloom-{i}")))
-                .await?;
-            blooms.push(Bloom::from_bytes(&b).map_err(|m| corrupt("bloom", m))?);
-        }
+        let blooms = load_blooms(store, meta).await?;
         Ok(Arc::new(Rb1Reader {
             store: store.clone(),
             tenant: tenant.to_owned(),

@@ -58,7 +58,6 @@ mod write;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::arrow::push_decoder::RowGroupSelection;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -66,8 +65,10 @@ use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
 use super::bloom::{self, Bloom};
-use super::meta::{self, BlockMeta, META_OBJECT};
-use super::{BlockFormat, BlockInput, BlockReader, EncodingSettings, object_key};
+use super::meta::{self, BlockMeta};
+use super::{
+    BlockFormat, BlockInput, BlockReader, EncodingSettings, load_blooms, object_key, put_block,
+};
 use crate::error::{Error, Result};
 use crate::search::{SearchPlan, SearchResult};
 use crate::store::BlockStore;
@@ -113,23 +114,7 @@ impl BlockFormat for Rb2 {
             bloom_shards: encoded.blooms.len() as u32,
             compaction_level: 0,
         };
-        store
-            .put(&object_key(tenant, &id, "data"), Bytes::from(encoded.data))
-            .await?;
-        for (i, b) in encoded.blooms.into_iter().enumerate() {
-            store
-                .put(
-                    &object_key(tenant, &id, &format!("bloom-{i}")),
-                    Bytes::from(b),
-                )
-                .await?;
-        }
-        store
-            .put(
-                &object_key(tenant, &id, META_OBJECT),
-                Bytes::from(meta.to_json()),
-            )
-            .await?;
+        put_block(store, &meta, vec![("data", encoded.data)], encoded.blooms).await?;
         Ok(meta)
     }
 
@@ -146,13 +131,7 @@ impl BlockFormat for Rb2 {
             FetchError::Store(e) => e,
             FetchError::Corrupt(m) => corrupt("data", m),
         })?;
-        let mut blooms = Vec::with_capacity(meta.bloom_shards as usize);
-        for i in 0..meta.bloom_shards {
-            let b = store
-                .get(&object_key(tenant, &id, &format!("bloom-{i}")))
-                .await?;
-            blooms.push(Bloom::from_bytes(&b).map_err(|m| corrupt("bloom", m))?);
-        }
+        let blooms = load_blooms(store, meta).await?;
         Ok(Arc::new(Rb2Reader {
             store: store.clone(),
             tenant: tenant.to_owned(),
