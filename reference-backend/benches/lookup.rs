@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Acceptance figure: trace by id from rb1 blocks, p99 with 100,000 traces stored locally.
+//! Acceptance figure: trace by id from blocks (release 3: rb2), p99 with 100,000 traces
+//! stored locally.
 //!
 //! Starts the release backend as a child process (local block store in a temp dir),
 //! ingests 100,000 go-example traces (one span with an event) over OTLP/HTTP in `BLOCKS`
-//! rounds with a `/flush` after each, so every trace sits in one of `BLOCKS` rb1 blocks and
+//! rounds with a `/flush` after each, so every trace sits in one of `BLOCKS` rb2 blocks and
 //! nothing is held in memory. Then issues random `GET /api/traces/<id>` (v1 JSON) one at a
 //! time and reports latency percentiles; also misses (ids never stored).
 //!
@@ -186,7 +187,7 @@ fn main() {
     let misses = Summary::new(misses);
 
     println!();
-    println!("## Trace by id from rb1 blocks (local backend)");
+    println!("## Trace by id from rb2 blocks (release 3, local backend)");
     println!();
     println!(
         "{} go-example traces ({:.0} bytes/request of {TRACES_PER_REQUEST} spans) ingested in {:.1?} \
