@@ -122,3 +122,11 @@ async fn rb1_golden_block_is_readable() {
     }
     check_golden("rb1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rb2_golden_block_is_readable() {
+    if std::env::var_os("TRACEBENCH_WRITE_GOLDEN").is_some() {
+        write_golden("rb2").await;
+    }
+    check_golden("rb2").await;
+}
