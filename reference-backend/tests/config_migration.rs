@@ -115,6 +115,11 @@ fn release_3_rejects_release_2_config_naming_each_key_and_its_new_spelling() {
 #[test]
 fn release_3_rejects_release_1_config_too() {
     let e = rejected(RELEASE_1, R3);
+    assert_eq!(
+        e.matches("max_memory_bytes").count(),
+        1,
+        "each key is reported once:\n{e}"
+    );
     for needle in [
         "ingester.max_memory_bytes",
         "live_store.max_live_bytes",

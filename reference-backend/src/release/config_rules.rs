@@ -239,6 +239,8 @@ fn apply(
                                 "{old}: the section was replaced by {new} in {since}"
                             ));
                         }
+                        // Reported once here; later rules must not report its keys again.
+                        take(tree, old);
                     }
                     if let Some(v) = take(tree, new) {
                         insert(tree, old, v);
