@@ -9,9 +9,10 @@
 //! * `{ span.http.method = "PATCH" }` — a value no span has (statistics cannot skip it:
 //!   the row groups' min/max straddle it);
 //!
-//! each with limit 20 (what Grafana asks; stops after the first row group with enough
-//! hits) and with no limit (every row group scanned, every matching trace built). The
-//! throughput is spans inspected (`inspected_spans`) per second.
+//! each with limit 20 (what Grafana asks; every row group is scanned, since the answer is
+//! the 20 matching traces that start last, but only 20 results are built) and with no
+//! limit (every matching trace built). The throughput is spans inspected
+//! (`inspected_spans`) per second.
 //!
 //! `cargo bench -p reference-backend --bench rb2`
 
