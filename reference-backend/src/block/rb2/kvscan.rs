@@ -90,6 +90,8 @@ pub fn scan(
     let mut ok = vec![0u8; rows];
     // Row of the current level: starts "before row 0"; each repetition level 0 moves on.
     let mut row = usize::MAX;
+    // The current row's state, carried across pages.
+    let (mut cur_found, mut cur_ok) = (0u8, 0u8);
     let (mut reps, mut defs, mut idx) = (Vec::new(), Vec::new(), Vec::new());
     for page in pages {
         let page = page.map_err(|e| e.to_string())?;
@@ -153,29 +155,48 @@ pub fn scan(
         if reps.len() < levels || defs.len() < levels || idx.len() < present {
             return Err("page levels or values run short".into());
         }
+        if levels == 0 {
+            continue;
+        }
+        // Rows this page starts: every row it touches must be in the row group.
+        let starts = reps[..levels].iter().filter(|r| **r == 0).count();
+        if row.wrapping_add(starts) >= rows {
+            return Err("attrs.kv has more rows than the row group".into());
+        }
+        if row == usize::MAX && reps.first().is_some_and(|r| *r != 0) {
+            return Err("attrs.kv does not start with a row".into());
+        }
         // Per level, without branches on the data: move to the next row at repetition
-        // level 0, take the entry's flags (0 for an empty list's placeholder level), and
-        // record the first key element of the row.
+        // level 0 (clearing the row's state), take the entry's flags (0 for an empty
+        // list's placeholder level), note the first key element of the row, and store the
+        // row's state (stores only, so no level waits on the one before through memory).
         let flags_of = |k: u32| lut.get(k as usize).copied().unwrap_or(0);
-        let (found, ok) = (found.as_mut_slice(), ok.as_mut_slice());
-        let mut v = 0usize;
-        for i in 0..levels {
-            row = row.wrapping_add(usize::from(reps[i] == 0));
-            let f = if present == levels {
-                flags_of(idx[i])
-            } else if defs[i] == 1 {
-                v += 1;
-                flags_of(idx[v - 1])
-            } else {
-                0
-            };
-            if row >= rows {
-                return Err("attrs.kv has more rows than the row group".into());
-            }
+        let mut step = |rep: u8, f: u8| {
+            let same = u8::from(rep != 0);
+            row = row.wrapping_add(usize::from(same ^ 1));
+            cur_found &= same.wrapping_neg();
+            cur_ok &= same.wrapping_neg();
             let key = u8::from(f & is_key != 0);
-            let first = key & (found[row] ^ 1);
-            found[row] |= key;
-            ok[row] |= first & u8::from(f & str_match != 0);
+            cur_ok |= key & (cur_found ^ 1) & u8::from(f & str_match != 0);
+            cur_found |= key;
+            found[row] = cur_found;
+            ok[row] = cur_ok;
+        };
+        if present == levels {
+            for (rep, k) in reps[..levels].iter().zip(&idx[..levels]) {
+                step(*rep, flags_of(*k));
+            }
+        } else {
+            let mut v = 0usize;
+            for (rep, def) in reps[..levels].iter().zip(&defs[..levels]) {
+                let f = if *def == 1 {
+                    v += 1;
+                    flags_of(idx[v - 1])
+                } else {
+                    0
+                };
+                step(*rep, f);
+            }
         }
     }
     if row.wrapping_add(1) != rows {

@@ -109,7 +109,7 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
         let time_bytes = bytes.split_off(flat_ranges.len());
         let scan = crate::cpu::run_heavy(|| {
             let one = || vec![RowGroupSelection::new(rg, None)];
-            let batch = decode_all(footer, &flat, one(), flat_ranges, bytes)?;
+            let batch = decode_all(footer, &flat, one(), SCAN_BATCH_ROWS, flat_ranges, bytes)?;
             let attrs = match &lists {
                 Some(l) => {
                     let mut dec = footer.decoder_with_batch(l.clone(), one(), SCAN_BATCH_ROWS)?;
@@ -122,7 +122,9 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
             let kv_raw = kv_chunk.as_ref().map(|c| (c, kv_meta, footer, rg));
             let mut scan = filter(rg, &batch, attrs.as_deref(), kv_raw, footer, plan)?;
             if !scan.cands.is_empty() {
-                let t = decode_all(footer, &times, one(), time_ranges, time_bytes)?;
+                // Fixed-width columns: one batch, no concatenation.
+                let whole = footer.rows_in(rg);
+                let t = decode_all(footer, &times, one(), whole, time_ranges, time_bytes)?;
                 admit(&mut scan.cands, &t, footer, plan)?;
             }
             Ok::<_, String>(scan)
@@ -136,12 +138,17 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
         }
     }
     // The `limit` hits that start last; within a block, row order is trace-id order.
-    cands.sort_by(|a, b| {
+    // Selected in linear time: a search can match most of a block's traces.
+    let latest_first = |a: &Candidate, b: &Candidate| {
         b.start_ns
             .cmp(&a.start_ns)
             .then((a.rg, a.first_row).cmp(&(b.rg, b.first_row)))
-    });
-    cands.truncate(plan.limit);
+    };
+    if cands.len() > plan.limit {
+        cands.select_nth_unstable_by(plan.limit, latest_first);
+        cands.truncate(plan.limit);
+    }
+    cands.sort_unstable_by(latest_first);
     let referenced = plan.filter.referenced_attributes();
     for (rg, mask) in masks.iter().enumerate() {
         let of_rg: Vec<&Candidate> = cands.iter().filter(|c| c.rg == rg).collect();
@@ -157,15 +164,17 @@ pub async fn run(r: &Rb2Reader, plan: &SearchPlan) -> Result<SearchResult> {
     Ok(out)
 }
 
-/// Decode `projection` of the given row groups from pushed bytes, as one batch.
+/// Decode `projection` of the given row groups from pushed bytes, `batch_rows` at a time,
+/// as one batch.
 fn decode_all(
     footer: &Footer,
     projection: &parquet::arrow::ProjectionMask,
     selections: Vec<RowGroupSelection>,
+    batch_rows: usize,
     ranges: Vec<std::ops::Range<u64>>,
     bytes: Vec<bytes::Bytes>,
 ) -> Result<RecordBatch, String> {
-    let mut dec = footer.decoder_with_batch(projection.clone(), selections, SCAN_BATCH_ROWS)?;
+    let mut dec = footer.decoder_with_batch(projection.clone(), selections, batch_rows)?;
     dec.push_ranges(ranges, bytes).map_err(|e| e.to_string())?;
     let mut batches = decode_batches(dec)?;
     match batches.len() {
