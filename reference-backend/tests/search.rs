@@ -291,6 +291,11 @@ async fn one_trace_in_a_block_and_in_memory_is_one_hit() {
     assert_eq!(r.traces[0].root_service_name, "frontend");
     assert_eq!(r.traces[0].duration_ms, 3000);
     assert_eq!(r.traces[0].span_sets[0].spans.len(), 6);
+    assert_eq!(
+        search_support::service_stats(&r.traces[0]),
+        [("frontend", 1, 0), ("search", 5, 0)],
+        "serviceStats add up across the block and memory"
+    );
     b.shutdown().await.unwrap();
 }
 

@@ -10,12 +10,14 @@
 use std::collections::HashSet;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::trace::v1::{Span, TracesData};
+use opentelemetry_proto::tonic::trace::v1::{Span, TracesData, status};
 use prost::Message;
 use tempo_api::trace_id::{TraceId, trace_id_to_hex};
 
 use super::ast::{Expr, Field, Intrinsic, Scope, ValueRef};
-use super::{HitValue, SearchPlan, SearchResult, SpanHit, TraceHit, rank};
+use super::{
+    HitValue, SearchPlan, SearchResult, ServiceStats, SpanHit, TraceHit, count_span, rank,
+};
 use crate::error::{Error, Result};
 
 /// Search encoded traces. Each item is one trace's id and its encoded spans.
@@ -47,6 +49,18 @@ pub fn search_encoded<'a>(
             (a.1.start_time_unix_nano, &a.1.span_id).cmp(&(b.1.start_time_unix_nano, &b.1.span_id))
         });
         matched.truncate(plan.spans_per_spanset);
+        let mut service_stats = ServiceStats::new();
+        for (res, span) in &trace.spans {
+            let service = match attribute(res, "service.name") {
+                Some(ValueRef::Str(s)) => Some(s),
+                _ => None,
+            };
+            let error = span
+                .status
+                .as_ref()
+                .is_some_and(|s| s.code == status::StatusCode::Error as i32);
+            count_span(&mut service_stats, service, error);
+        }
         out.traces.push(TraceHit {
             trace_id: id,
             root_service_name: trace.root_service.map(str::to_owned),
@@ -58,6 +72,7 @@ pub fn search_encoded<'a>(
                 .iter()
                 .map(|(res, span)| span_hit(res, span, &attributes))
                 .collect(),
+            service_stats,
         });
         if out.traces.len() >= plan.limit.saturating_mul(2).max(64) {
             rank(&mut out.traces, plan.limit);

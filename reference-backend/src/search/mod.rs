@@ -21,6 +21,8 @@ pub mod traceql;
 mod traceql_tests;
 pub mod vocabulary;
 
+use std::collections::BTreeMap;
+
 use tempo_api::trace_id::TraceId;
 
 pub use ast::Expr;
@@ -111,6 +113,33 @@ pub enum HitValue {
     Bool(bool),
 }
 
+/// Spans of one service in a trace, and how many of them have status error
+/// (`serviceStats` in Tempo's search results).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceStat {
+    /// Spans whose resource has this `service.name`.
+    pub spans: u32,
+    /// Of those, spans with status error.
+    pub errors: u32,
+}
+
+/// Per-service span counts of one trace, keyed by `service.name`. Spans whose resource has
+/// no string `service.name` are not counted.
+pub type ServiceStats = BTreeMap<String, ServiceStat>;
+
+/// Count one span of `service` (if it has one) into `stats`.
+pub fn count_span(stats: &mut ServiceStats, service: Option<&str>, error: bool) {
+    let Some(service) = service else {
+        return;
+    };
+    let stat = match stats.get_mut(service) {
+        Some(stat) => stat,
+        None => stats.entry(service.to_owned()).or_default(),
+    };
+    stat.spans = stat.spans.saturating_add(1);
+    stat.errors = stat.errors.saturating_add(u32::from(error));
+}
+
 /// One matched trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceHit {
@@ -129,6 +158,8 @@ pub struct TraceHit {
     /// Up to `spans_per_spanset` matched spans: those that start first (ties: lower span
     /// id first), in that order.
     pub spans: Vec<SpanHit>,
+    /// Every span of the trace in this source (duplicates once), per service.
+    pub service_stats: ServiceStats,
 }
 
 impl TraceHit {
@@ -144,6 +175,11 @@ impl TraceHit {
         self.start_ns = self.start_ns.min(other.start_ns);
         self.duration_ns = end.saturating_sub(self.start_ns);
         self.matched = self.matched.saturating_add(other.matched);
+        for (service, stat) in other.service_stats {
+            let mine = self.service_stats.entry(service).or_default();
+            mine.spans = mine.spans.saturating_add(stat.spans);
+            mine.errors = mine.errors.saturating_add(stat.errors);
+        }
         if self.root_service_name.is_none() {
             self.root_service_name = other.root_service_name;
         }

@@ -1,11 +1,11 @@
 //! Search hits and tag summaries → Tempo's response bodies (`tempo_api::search`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use tempo_api::search::{
     MetadataMetrics, SearchMetrics, SearchResponse, SearchSpan, SearchTagValuesResponse,
     SearchTagValuesV2Response, SearchTagsResponse, SearchTagsV2Response, SearchTagsV2Scope,
-    SpanSet, TagValue, TraceSearchMetadata,
+    ServiceStats, SpanSet, TagValue, TraceSearchMetadata,
 };
 use tempo_api::trace_id::trace_id_to_search_hex;
 use tempo_api::trace_json::{AnyValue, KeyValue};
@@ -52,7 +52,17 @@ fn trace_metadata(hit: &TraceHit) -> TraceSearchMetadata {
         duration_ms: u32::try_from(hit.duration_ns / 1_000_000).unwrap_or(u32::MAX),
         span_set: Some(set.clone()),
         span_sets: vec![set],
-        service_stats: BTreeMap::new(),
+        service_stats: hit
+            .service_stats
+            .iter()
+            .map(|(service, stat)| {
+                let stats = ServiceStats {
+                    span_count: stat.spans,
+                    error_count: stat.errors,
+                };
+                (service.clone(), stats)
+            })
+            .collect(),
     }
 }
 

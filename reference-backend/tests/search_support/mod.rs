@@ -8,7 +8,7 @@ mod tag_checks;
 
 use corpus::{BASE_S, search_hex, span_hex, trace_start_ns};
 use tempo_api::TempoClient;
-use tempo_api::search::{SearchRequest, SearchResponse};
+use tempo_api::search::{SearchRequest, SearchResponse, TraceSearchMetadata};
 
 pub use cases::TRACEQL_CASES;
 pub use tag_checks::check_tags;
@@ -55,6 +55,14 @@ pub fn expected(want: Want<'_>) -> Vec<(String, u32)> {
     w.into_iter().map(|(n, m)| (search_hex(n), m)).collect()
 }
 
+/// A hit's `serviceStats` as (service, spans, errors), by service.
+pub fn service_stats(t: &TraceSearchMetadata) -> Vec<(&str, u32, u32)> {
+    t.service_stats
+        .iter()
+        .map(|(svc, s)| (svc.as_str(), s.span_count, s.error_count))
+        .collect()
+}
+
 /// Every corpus assertion; `total_blocks` is how many flushed blocks hold the corpus.
 pub async fn check_corpus(c: &TempoClient, phase: &str, total_blocks: u32) {
     for (construct, q, want) in TRACEQL_CASES {
@@ -97,6 +105,17 @@ async fn check_hits(c: &TempoClient, phase: &str, total_blocks: u32) {
         ids,
         [span_hex(6, 1), span_hex(6, 2), span_hex(6, 3)],
         "[{phase}] spss 3"
+    );
+    assert_eq!(
+        service_stats(t6),
+        [("frontend", 1, 0), ("search", 5, 0)],
+        "[{phase}] serviceStats count every span, not only matched ones"
+    );
+    let r = search(c, &SearchRequest::traceql("{ status = error }"), phase).await;
+    assert_eq!(
+        service_stats(&r.traces[0]),
+        [("db", 1, 0), ("frontend", 1, 1), ("payment", 1, 1)],
+        "[{phase}] serviceStats errors"
     );
 
     let r = search(c, &SearchRequest::traceql(r#"{ name = "GetCart" }"#), phase).await;

@@ -1,11 +1,12 @@
-//! Search results of one row group: for the chosen traces, their first rows (trace id,
-//! root facts) and matched spans, then the result columns of the `spss` matched spans
-//! that start first (ties: lower span id) — the spans the generic evaluator reports.
+//! Search results of one row group: for the chosen traces, every row's trace id, root
+//! facts, start, span id, service and status (to pick the matched spans and count spans
+//! per service), then the result columns of the `spss` matched spans that start first
+//! (ties: lower span id) — the spans the generic evaluator reports.
 
-use arrow::array::{Array, FixedSizeBinaryArray, Int64Array, UInt64Array};
+use arrow::array::{Array, FixedSizeBinaryArray, Int32Array, Int64Array, UInt8Array, UInt64Array};
 use arrow::buffer::BooleanBuffer;
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, status};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::RowSelection;
 use parquet::arrow::push_decoder::RowGroupSelection;
@@ -20,7 +21,7 @@ use super::schema::{self as s, A_B, A_D, A_I, A_KV, A_P};
 use super::search::Candidate;
 use crate::error::Result;
 use crate::search::ast::{Scope, ValueRef};
-use crate::search::{HitValue, SpanHit, TraceHit};
+use crate::search::{HitValue, ServiceStats, SpanHit, TraceHit, count_span};
 
 /// Rows read for results, with where each row landed in the batch.
 struct Rows {
@@ -97,17 +98,15 @@ pub async fn build(
     referenced: &[(Scope, &str)],
 ) -> Result<Vec<TraceHit>> {
     let footer = &*r.footer;
-    // 1. First rows and every matched row: pick each trace's earliest matched spans.
+    // 1. Every row of the chosen traces: pick each trace's earliest matched spans and
+    //    count its spans per service.
     let matched_rows = |c: &Candidate| -> Vec<usize> {
         mask.slice(c.first_row, c.end_row - c.first_row)
             .set_indices()
             .map(|i| c.first_row + i)
             .collect()
     };
-    let mut rows: Vec<usize> = cands
-        .iter()
-        .flat_map(|c| std::iter::once(c.first_row).chain(matched_rows(c)))
-        .collect();
+    let mut rows: Vec<usize> = cands.iter().flat_map(|c| c.first_row..c.end_row).collect();
     rows.sort_unstable();
     rows.dedup();
     let mut needs = Needs::default();
@@ -118,13 +117,20 @@ pub async fn build(
         s::START,
         s::SPAN_ID,
         s::ODD,
+        s::GROUP,
+        s::SERVICE,
+        s::STATUS_CODE,
     ] {
         needs.col(c);
     }
     let first = read_rows(r, f, rg, needs.projection(footer), rows).await?;
-    let chosen: Vec<Vec<usize>> = crate::cpu::run_heavy(|| {
+    let picked: Vec<(Vec<usize>, ServiceStats)> = crate::cpu::run_heavy(|| {
         let b = &first.batch;
         let start: &UInt64Array = cols::get(b, s::START)?;
+        let group: &UInt8Array = cols::get(b, s::GROUP)?;
+        let service = cols::dict_str(b, s::SERVICE)?;
+        let status: &Int32Array = cols::get(b, s::STATUS_CODE)?;
+        let error = status::StatusCode::Error as i32;
         let ids = SpanIds::of(b)?;
         cands
             .iter()
@@ -137,13 +143,22 @@ pub async fn build(
                     })
                     .collect::<Result<_, String>>()?;
                 m.sort();
-                Ok(m.into_iter().take(spss).map(|(_, _, row)| row).collect())
+                let mut stats = ServiceStats::new();
+                for row in c.first_row..c.end_row {
+                    let i = first.at(row)?;
+                    if group.value(i) & s::GROUP_DUP == 0 {
+                        let is_error = status.is_valid(i) && status.value(i) == error;
+                        count_span(&mut stats, service.get(i), is_error);
+                    }
+                }
+                let chosen = m.into_iter().take(spss).map(|(_, _, row)| row).collect();
+                Ok((chosen, stats))
             })
             .collect::<Result<_, String>>()
     })
     .map_err(|m| r.corrupt(m))?;
     // 2. The result columns of the chosen spans.
-    let mut rows: Vec<usize> = chosen.iter().flatten().copied().collect();
+    let mut rows: Vec<usize> = picked.iter().flat_map(|(rows, _)| rows).copied().collect();
     rows.sort_unstable();
     let mut needs = Needs::default();
     for c in [s::NAME, s::START, s::DURATION, s::SPAN_ID, s::ODD] {
@@ -172,8 +187,8 @@ pub async fn build(
         let view = HitView::of(&spans.batch, footer)?;
         cands
             .iter()
-            .zip(&chosen)
-            .map(|(c, rows)| {
+            .zip(picked)
+            .map(|(c, (rows, service_stats))| {
                 let i = first.at(c.first_row)?;
                 let id: TraceId = trace_id
                     .value(i)
@@ -190,6 +205,7 @@ pub async fn build(
                         .iter()
                         .map(|&row| view.span_hit(spans.at(row)?, c.start_ns, referenced))
                         .collect::<Result<_, String>>()?,
+                    service_stats,
                 })
             })
             .collect::<Result<Vec<_>, String>>()
