@@ -75,6 +75,12 @@ impl SearchRequest {
         self
     }
 
+    /// Sets `q`.
+    pub fn with_query(mut self, q: impl Into<String>) -> Self {
+        self.q = Some(q.into());
+        self
+    }
+
     /// Sets `spss`.
     pub fn with_spss(mut self, spss: u32) -> Self {
         self.spss = Some(spss);
@@ -124,6 +130,8 @@ pub struct TagsRequest {
     pub end: Option<u32>,
     /// Most names or values to return.
     pub limit: Option<u32>,
+    /// `q`: a TraceQL filter; only matching spans contribute (v2 endpoints in Tempo).
+    pub q: Option<String>,
 }
 
 impl TagsRequest {
@@ -148,6 +156,12 @@ impl TagsRequest {
         self
     }
 
+    /// Sets `q`.
+    pub fn with_query(mut self, q: impl Into<String>) -> Self {
+        self.q = Some(q.into());
+        self
+    }
+
     /// The set parameters as URL query pairs, in a fixed order.
     pub fn to_query_pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
@@ -162,6 +176,9 @@ impl TagsRequest {
             if let Some(v) = value {
                 pairs.push((name, v.to_string()));
             }
+        }
+        if let Some(q) = &self.q {
+            pairs.push(("q", q.clone()));
         }
         pairs
     }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::search::generic::search_encoded;
-use crate::search::{SearchPlan, SearchResult, TagSummary};
+use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 pub use meta::BlockMeta;
 
@@ -127,14 +127,18 @@ pub trait BlockReader: Send + Sync {
     }
 
     /// Tag names and values of the block's traces overlapping `range_ns` (`[start, end]`
-    /// in unix ns; every trace when `None`), for the tag endpoints. The default decodes
-    /// every trace; columnar formats may read only the columns they need.
-    async fn tags(&self, range_ns: Option<(u64, u64)>) -> Result<TagSummary> {
+    /// in unix ns; every trace when `None`), from the spans matching `filter`, for the tag
+    /// endpoints. The default decodes every trace; columnar formats may read only the
+    /// columns they need.
+    async fn tags(&self, range_ns: Option<(u64, u64)>, filter: &Expr) -> Result<TagSummary> {
         let traces = self.read_all().await?;
-        crate::cpu::run_heavy(move || {
-            TagSummary::from_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), |s, e| {
-                range_ns.is_none_or(|(start, end)| e >= start && s <= end)
-            })
+        crate::cpu::run_heavy(|| {
+            let keep = |s, e| range_ns.is_none_or(|(start, end)| e >= start && s <= end);
+            TagSummary::from_encoded(
+                traces.iter().map(|(id, b)| (*id, b.as_slice())),
+                keep,
+                filter,
+            )
         })
     }
 }

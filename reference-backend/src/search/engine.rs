@@ -10,7 +10,7 @@ use tempo_api::trace_id::TraceId;
 use tracing::warn;
 
 use super::generic::search_encoded;
-use super::{SearchPlan, TagSummary, TraceHit, rank};
+use super::{Expr, SearchPlan, TagSummary, TraceHit, rank};
 use crate::blocklist::{BlockEntry, BlockList};
 use crate::error::Result;
 use crate::live::LiveStore;
@@ -135,12 +135,19 @@ impl Searcher {
         Ok(out)
     }
 
-    /// Tag names and values of `tenant`'s traces overlapping `range_ns` (all without one).
-    pub async fn tags(&self, tenant: &str, range_ns: Option<(u64, u64)>) -> Result<TagOutcome> {
+    /// Tag names and values of `tenant`'s traces overlapping `range_ns` (all without one),
+    /// from the spans that match `filter`.
+    pub async fn tags(
+        &self,
+        tenant: &str,
+        range_ns: Option<(u64, u64)>,
+        filter: &Expr,
+    ) -> Result<TagOutcome> {
         let keep = move |s: u64, e: u64| range_ns.is_none_or(|r| e >= r.0 && s <= r.1);
         let live = self.live.snapshot_where(tenant, keep);
-        let summary = crate::cpu::run_heavy(move || {
-            TagSummary::from_encoded(live.iter().map(|(id, b)| (*id, b.as_slice())), keep)
+        let summary = crate::cpu::run_heavy(|| {
+            let traces = live.iter().map(|(id, b)| (*id, b.as_slice()));
+            TagSummary::from_encoded(traces, keep, filter)
         })?;
         let blocks = self.blocks_in_range(tenant, range_ns);
         let mut out = TagOutcome {
@@ -153,7 +160,7 @@ impl Searcher {
             .map(|block| async move {
                 let found = async {
                     let reader = list.reader(&block).await?;
-                    reader.tags(range_ns).await
+                    reader.tags(range_ns, filter).await
                 }
                 .await;
                 found.inspect_err(|e| self.block_failed(tenant, &block, e))

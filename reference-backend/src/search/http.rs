@@ -75,7 +75,8 @@ async fn tag_outcome(
 ) -> Result<(super::engine::TagOutcome, TagRequest), Error> {
     let tenant = tenant_of(state, headers)?;
     let req = parse_tag_request(params)?;
-    let outcome = state.core()?.searcher.tags(&tenant, req.range_ns).await?;
+    let searcher = &state.core()?.searcher;
+    let outcome = searcher.tags(&tenant, req.range_ns, &req.filter).await?;
     Ok((outcome, req))
 }
 

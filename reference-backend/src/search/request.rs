@@ -210,7 +210,7 @@ pub enum TagScope {
 }
 
 /// Parameters of the tag endpoints.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TagRequest {
     /// `scope` (names endpoints only); `None` = every scope.
     pub scope: Option<TagScope>,
@@ -218,6 +218,10 @@ pub struct TagRequest {
     pub range_ns: Option<(u64, u64)>,
     /// Most names or values to return (`None`: all).
     pub limit: Option<usize>,
+    /// `q`: only spans matching this TraceQL filter contribute names and values. A `q`
+    /// that does not parse (Grafana sends partial queries while the user types) filters
+    /// nothing, as in Tempo.
+    pub filter: Expr,
 }
 
 /// Parse the parameters of the tag-name and tag-value endpoints.
@@ -245,10 +249,19 @@ pub fn parse_tag_request(params: &[(String, String)]) -> Result<TagRequest, Erro
             }
         },
     };
+    let filter = match get(params, "q").map(parse_traceql) {
+        None => Expr::All,
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "tag request q does not parse; not filtering");
+            Expr::All
+        }
+    };
     Ok(TagRequest {
         scope,
         range_ns: (start > 0 && end > 0).then(|| (start * 1_000_000_000, end * 1_000_000_000)),
         limit,
+        filter,
     })
 }
 

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use tempo_api::trace_id::TraceId;
 
-use super::ast::ValueRef;
-use super::generic::{DecodedTrace, decode, value_ref};
+use super::ast::{Expr, ValueRef};
+use super::generic::{DecodedTrace, decode, eval, value_ref};
 use crate::error::Result;
 
 /// Type of a tag value, named as Tempo's v2 tag-values endpoint names it.
@@ -91,10 +91,13 @@ pub struct TagSummary {
 }
 
 impl TagSummary {
-    /// Summarize encoded traces; `keep(start_ns, end_ns)` chooses which traces count.
+    /// Summarize encoded traces; `keep(start_ns, end_ns)` chooses which traces count, and
+    /// of those only spans matching `filter` (with their resources, and the root facts of
+    /// their traces) contribute.
     pub fn from_encoded<'a>(
         traces: impl Iterator<Item = (TraceId, &'a [u8])>,
         keep: impl Fn(u64, u64) -> bool,
+        filter: &Expr,
     ) -> Result<Self> {
         let mut out = TagSummary::default();
         for (id, bytes) in traces {
@@ -102,15 +105,20 @@ impl TagSummary {
             let td = decode(&id, bytes)?;
             let trace = DecodedTrace::new(&td);
             if !trace.spans.is_empty() && keep(trace.start_ns, trace.end_ns) {
-                out.add(&trace);
+                out.add(&trace, filter);
             }
         }
         Ok(out)
     }
 
-    fn add(&mut self, trace: &DecodedTrace<'_>) {
+    fn add(&mut self, trace: &DecodedTrace<'_>, filter: &Expr) {
         let mut last_resource: Option<*const KeyValue> = None;
+        let mut any = false;
         for (res, span) in &trace.spans {
+            if !matches!(filter, Expr::All) && !eval(filter, trace, res, span) {
+                continue;
+            }
+            any = true;
             // Spans of one resource come together; add each resource's attributes once.
             if last_resource != Some(res.as_ptr()) {
                 last_resource = Some(res.as_ptr());
@@ -123,6 +131,9 @@ impl TagSummary {
             self.statuses
                 .insert(span.status.as_ref().map_or(0, |s| s.code));
             self.kinds.insert(span.kind);
+        }
+        if !any {
+            return;
         }
         if let Some(s) = trace.root_service {
             self.root_service_names.insert(s.to_owned());

@@ -261,4 +261,31 @@ pub async fn check_tags(c: &TempoClient, phase: &str) {
         typed(&[("string", "GET")]),
         "[{phase}] v2 limit"
     );
+
+    // `q` keeps the values and names of matching spans only; a partial `q` filters nothing.
+    let by_cart = TagsRequest::default().with_query(r#"{ resource.service.name = "cart" }"#);
+    assert_eq!(
+        values_v2(".http.method", by_cart).await,
+        typed(&[("string", "GET")]),
+        "[{phase}] v2 values with q"
+    );
+    let errors = TagsRequest::default().with_query("{ status = error }");
+    assert_eq!(
+        values_v2("resource.service.name", errors).await,
+        typed(&[("string", "frontend"), ("string", "payment")]),
+        "[{phase}] v2 resource values with q"
+    );
+    let partial = TagsRequest::default().with_query("{ .http.method = ");
+    assert_eq!(
+        values_v2(".http.method", partial).await,
+        values_v2(".http.method", TagsRequest::default()).await,
+        "[{phase}] a partial q filters nothing"
+    );
+    let producers = TagsRequest::scope("span").with_query("{ kind = producer }");
+    let v2 = c.search_tags_v2_with(&producers).await.unwrap();
+    assert_eq!(
+        v2.scopes,
+        [scope("span", &["messaging.system"])],
+        "[{phase}] v2 names with q"
+    );
 }
