@@ -34,6 +34,9 @@ pub enum Capability {
     TagNames,
     /// `/api/search/tag/{tag}/values` and the v2 form.
     TagValues,
+    /// `q` on `/api/v2/search/tag/{tag}/values`: only spans matching the TraceQL filter
+    /// contribute values (what Grafana's query builder uses for its drop-downs).
+    FilteredTagValues,
     /// Can be stopped, killed and started again on the same data.
     Lifecycle,
     /// Acknowledged writes survive a kill (write-ahead log).

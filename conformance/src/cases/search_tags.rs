@@ -30,6 +30,13 @@ pub fn cases() -> Vec<Case> {
             "/api/search/tag/{t}/values and the v2 form list the corpus values with their types",
             tag_values
         ),
+        case!(
+            "search.tag_values_filtered",
+            &[FilteredTagValues],
+            None,
+            "/api/v2/search/tag/{t}/values?q= lists only the values of spans matching q",
+            tag_values_filtered
+        ),
     ]
 }
 
@@ -123,6 +130,38 @@ async fn tag_values(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
                     r.tag_values.len()
                 )
             }))
+        },
+    )
+    .await
+}
+
+async fn tag_values_filtered(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
+    let c = corpus(cx).await?;
+    let client = cx.client()?;
+    // The corpus's checkout traces are gold and silver; cart also has bronze.
+    let q = format!(
+        "{{ resource.service.name = \"conf-{}-checkout\" }}",
+        cx.nonce
+    );
+    let params = [
+        ("start", c.from_s.to_string()),
+        ("end", c.to_s.to_string()),
+        ("q", q.clone()),
+    ];
+    let want = ["gold", "silver"];
+    poll_until(
+        cx,
+        "/api/v2/search/tag/span.conf.tier/values?q=",
+        async || {
+            let r: SearchTagValuesV2Response = client
+                .get_json(
+                    &["api", "v2", "search", "tag", "span.conf.tier", "values"],
+                    &params,
+                )
+                .await?;
+            let mut got: Vec<&str> = r.tag_values.iter().map(|v| v.value.as_str()).collect();
+            got.sort_unstable();
+            Ok((got != want).then(|| format!("values {got:?} for {q}, expected {want:?}")))
         },
     )
     .await
