@@ -6,12 +6,15 @@
 //! ingests 100,000 go-example traces (one span with an event) over OTLP/HTTP in `BLOCKS`
 //! rounds with a `/flush` after each, so every trace sits in one of `BLOCKS` rb2 blocks and
 //! nothing is held in memory. Then issues random `GET /api/traces/<id>` (v1 JSON) one at a
-//! time and reports latency percentiles; also misses (ids never stored).
+//! time and reports latency percentiles; also misses (ids never stored). Then lets the
+//! compactor merge the blocks into one (the steady state of a long-running backend) and
+//! measures again.
 //!
 //! `cargo bench -p reference-backend --bench lookup`
 //! Environment: `LOOKUP_TRACES` (default 100000), `LOOKUP_BLOCKS` (default 5),
 //! `LOOKUP_QUERIES` (default 2000), `LOOKUP_QUIET_WAIT` (seconds to wait for an idle
-//! machine before measuring, default 120).
+//! machine before measuring, default 120), `LOOKUP_ROW_GROUP` (rb2 row group target,
+//! default the backend's).
 
 mod common;
 
@@ -33,8 +36,9 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn config_yaml(dir: &std::path::Path) -> String {
-    // Nothing is cut on its own: the bench decides when blocks are written (/flush).
-    common::backend_yaml(
+    // Nothing is cut on its own: the bench decides when blocks are written (/flush). The
+    // compactor stays idle until the bench has measured the flushed blocks.
+    let mut yaml = common::backend_yaml(
         dir,
         "trace_idle_period: 30s
   max_block_duration: 1h
@@ -42,8 +46,21 @@ fn config_yaml(dir: &std::path::Path) -> String {
   flush_check_period: 1s
   max_live_bytes: 4GiB",
         "4GiB",
-    )
+    );
+    yaml.push_str(&format!(
+        "compactor:\n  compaction:\n    compaction_cycle: {COMPACTION_CYCLE_S}s\n"
+    ));
+    if let Ok(size) = std::env::var("LOOKUP_ROW_GROUP") {
+        yaml = yaml.replace(
+            "    wal:\n",
+            &format!("    block:\n      parquet_row_group_size_bytes: {size}\n    wal:\n"),
+        );
+    }
+    yaml
 }
+
+/// The compactor's cycle: long enough that the flushed blocks are measured first.
+const COMPACTION_CYCLE_S: u64 = 60;
 
 struct Summary {
     sorted: Vec<Duration>,
@@ -149,42 +166,15 @@ fn main() {
         let len = r.bytes().unwrap().len();
         (status, len, t.elapsed())
     };
-
-    let mut rng = Rng::new(99);
-    let mut pick = || stored[rng.below(stored.len() as u64) as usize];
-    // The first lookup opens every block's reader (index and bloom filters).
-    let (status, _, cold) = get(&pick());
-    assert_eq!(status, 200);
-    for _ in 0..WARMUP_QUERIES {
-        assert_eq!(get(&pick()).0, 200);
-    }
-    common::wait_for_quiet(0.35, Duration::from_secs(env_or("LOOKUP_QUIET_WAIT", 120)));
-    let busy0: f64 = common::cpu_busy().iter().sum();
-    let cpu0 = common::process_cpu(backend.pid()) + common::process_cpu(std::process::id());
-    let mut hits = Vec::with_capacity(queries);
-    let mut body_bytes = 0usize;
-    let measured = Instant::now();
-    for _ in 0..queries {
-        let (status, len, took) = get(&pick());
-        assert_eq!(status, 200, "stored trace not found");
-        body_bytes += len;
-        hits.push(took);
-    }
-    let measured = measured.elapsed();
-    let other = (common::cpu_busy().iter().sum::<f64>()
-        - busy0
-        - (common::process_cpu(backend.pid()) + common::process_cpu(std::process::id()) - cpu0))
-        .max(0.0);
-    let mut miss_rng = Rng::new(1234);
-    let mut misses = Vec::with_capacity(MISS_QUERIES);
-    for _ in 0..MISS_QUERIES {
-        let (status, _, took) = get(&miss_rng.trace_id());
-        assert_eq!(status, 404);
-        misses.push(took);
-    }
-    let backend_cpu = common::process_cpu(backend.pid());
-    let hits = Summary::new(hits);
-    let misses = Summary::new(misses);
+    let live_blocks = || {
+        let text = http
+            .get(format!("{api}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        common::metric(&text, "reference_backend_blocks") as u64
+    };
 
     println!();
     println!("## Trace by id from rb2 blocks (release 3, local backend)");
@@ -197,6 +187,99 @@ fn main() {
         ingest_took,
         block_bytes as f64 / 1e6
     );
+    assert_eq!(flushed as u64, blocks, "expected {blocks} flushed blocks");
+    let flushed_p99 = measure(
+        &format!("{blocks} flushed blocks"),
+        backend.pid(),
+        &stored,
+        &get,
+        queries,
+    );
+    assert_eq!(
+        live_blocks(),
+        blocks,
+        "the compactor ran during the first measurement; the machine was too slow for a \
+         {COMPACTION_CYCLE_S}s cycle"
+    );
+
+    // Steady state: the compactor merges the flushed blocks into one.
+    let waited = Instant::now();
+    while live_blocks() != 1 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(3 * COMPACTION_CYCLE_S),
+            "the compactor did not merge the blocks: {}",
+            backend.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let merged_bytes: u64 = walk_size(&dir.path().join("blocks"));
+    let compacted_p99 = measure(
+        &format!(
+            "1 block after compaction ({:.1} MB in the bucket, inputs included until their grace ends)",
+            merged_bytes as f64 / 1e6
+        ),
+        backend.pid(),
+        &stored,
+        &get,
+        queries,
+    );
+    println!(
+        "backend CPU seconds over the whole run: {:.2}",
+        common::process_cpu(backend.pid())
+    );
+    let p99 = flushed_p99.max(compacted_p99);
+    if p99 > 10.0 {
+        println!("TARGET MISSED: p99 {p99:.2} ms > 10 ms");
+    } else {
+        println!("target met: p99 {p99:.2} ms <= 10 ms (worst of both states)");
+    }
+}
+
+/// Warm up, then `queries` lookups of stored ids and some of unknown ids; prints a table
+/// titled `state` and returns the stored-id p99 (ms).
+fn measure(
+    state: &str,
+    backend_pid: u32,
+    stored: &[TraceId],
+    get: &impl Fn(&TraceId) -> (u16, usize, Duration),
+    queries: usize,
+) -> f64 {
+    let mut rng = Rng::new(99);
+    let mut pick = || stored[rng.below(stored.len() as u64) as usize];
+    // The first lookup opens every block's reader (index and bloom filters).
+    let (status, _, cold) = get(&pick());
+    assert_eq!(status, 200);
+    for _ in 0..WARMUP_QUERIES {
+        assert_eq!(get(&pick()).0, 200);
+    }
+    common::wait_for_quiet(0.35, Duration::from_secs(env_or("LOOKUP_QUIET_WAIT", 120)));
+    let busy0: f64 = common::cpu_busy().iter().sum();
+    let ours = || common::process_cpu(backend_pid) + common::process_cpu(std::process::id());
+    let ours0 = ours();
+    let mut hits = Vec::with_capacity(queries);
+    let mut body_bytes = 0usize;
+    let measured = Instant::now();
+    for _ in 0..queries {
+        let (status, len, took) = get(&pick());
+        assert_eq!(status, 200, "stored trace not found");
+        body_bytes += len;
+        hits.push(took);
+    }
+    let measured = measured.elapsed();
+    // CPU used by anything but this process and the backend.
+    let other = (common::cpu_busy().iter().sum::<f64>() - busy0 - (ours() - ours0)).max(0.0);
+    let mut miss_rng = Rng::new(1234);
+    let mut misses = Vec::with_capacity(MISS_QUERIES);
+    for _ in 0..MISS_QUERIES {
+        let (status, _, took) = get(&miss_rng.trace_id());
+        assert_eq!(status, 404);
+        misses.push(took);
+    }
+    let hits = Summary::new(hits);
+    let misses = Summary::new(misses);
+    println!();
+    println!("### {state}");
+    println!();
     println!(
         "{queries} sequential random GET /api/traces/<id> (v1 JSON, {:.0} bytes/answer) after {WARMUP_QUERIES} warm-up; {:.0} lookups/s",
         body_bytes as f64 / queries as f64,
@@ -216,27 +299,18 @@ fn main() {
         );
     }
     println!(
-        "| first lookup (opens {flushed:.0} block readers) | {:.2} ms | | | | |",
+        "| first lookup (opens the block readers) | {:.2} ms | | | | |",
         cold.as_secs_f64() * 1e3
     );
     println!();
     println!(
-        "backend CPU seconds over the whole run: {backend_cpu:.2}; other processes' CPU during the stored-id queries: {other:.2} s over {:.1} s",
+        "other processes' CPU during the stored-id queries: {other:.2} s over {:.1} s",
         measured.as_secs_f64()
     );
     if other > 0.05 * measured.as_secs_f64() {
         println!("WARNING: other processes were busy during the queries; latencies are disturbed");
     }
-    let p99 = hits.p(99.0);
-    if p99 > 10.0 {
-        println!("TARGET MISSED: p99 {p99:.2} ms > 10 ms");
-    } else {
-        println!("target met: p99 {p99:.2} ms <= 10 ms");
-    }
-    assert!(
-        (flushed as u64) == blocks,
-        "expected {blocks} blocks, {flushed}"
-    );
+    hits.p(99.0)
 }
 
 fn walk_size(p: &std::path::Path) -> u64 {
