@@ -194,7 +194,8 @@ pub fn writer_properties(
         .set_write_path_in_schema(false)
         .set_key_value_metadata(Some(kv));
     let col = |name: &str| ColumnPath::from(name);
-    // Unique per row: a dictionary would only be abandoned after its first megabyte.
+    // Unique per row: a dictionary would only be abandoned after its first megabyte, and
+    // until then every lookup decompresses it whole (span start and duration too).
     for name in [
         TRACE_ID,
         SPAN_ID,
@@ -203,6 +204,8 @@ pub fn writer_properties(
         EVENTS,
         LINKS,
         TRACE_START,
+        START,
+        DURATION,
     ] {
         b = b.set_column_dictionary_enabled(col(name), false);
     }
