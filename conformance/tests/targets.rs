@@ -12,6 +12,8 @@ use reference_backend::release::{ReleaseId, config_rules};
 #[test]
 fn bundled_targets_load_and_render() {
     let dir = common::target_path("x").parent().unwrap().to_path_buf();
+    // Nothing is written there: configs are only rendered.
+    let scratch = tempfile::tempdir().unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -22,7 +24,7 @@ fn bundled_targets_load_and_render() {
         let file = TargetFile::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let stores = [
             StoreInfo::Local {
-                path: "/tmp/store".into(),
+                path: scratch.path().join("store"),
             },
             StoreInfo::S3 {
                 url: "http://127.0.0.1:9000".into(),
@@ -40,7 +42,7 @@ fn bundled_targets_load_and_render() {
         {
             let launch = Launch {
                 store: store.clone(),
-                data_dir: "/tmp/data".into(),
+                data_dir: scratch.path().join("data"),
                 profile: profile.clone(),
                 ports: Ports {
                     http: 3200,
@@ -48,7 +50,7 @@ fn bundled_targets_load_and_render() {
                     otlp_http: 4318,
                 },
             };
-            let text = render_config(&file, &launch, launch.ports, "/tmp/data/c.yaml".as_ref())
+            let text = render_config(&file, &launch, launch.ports, &scratch.path().join("c.yaml"))
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             if file.kind == TargetKind::Reference {
                 let release = ReleaseId::from_number(file.release.unwrap()).unwrap();

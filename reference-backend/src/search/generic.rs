@@ -129,10 +129,7 @@ impl<'a> DecodedTrace<'a> {
                 if span.parent_span_id.is_empty() && !root_seen {
                     root_seen = true;
                     t.root_name = Some(&span.name);
-                    t.root_service = match attribute(res, "service.name") {
-                        Some(ValueRef::Str(s)) => Some(s),
-                        _ => None,
-                    };
+                    t.root_service = service_name(res);
                 }
                 t.spans.push((res, span));
             }
@@ -146,6 +143,14 @@ impl<'a> DecodedTrace<'a> {
     /// Latest end − earliest start.
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
+    }
+}
+
+/// The string `service.name` among resource attributes `res`.
+fn service_name(res: &[KeyValue]) -> Option<&str> {
+    match attribute(res, "service.name") {
+        Some(ValueRef::Str(s)) => Some(s),
+        _ => None,
     }
 }
 

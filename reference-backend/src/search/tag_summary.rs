@@ -115,7 +115,7 @@ impl TagSummary {
         let mut last_resource: Option<*const KeyValue> = None;
         let mut any = false;
         for (res, span) in &trace.spans {
-            if !matches!(filter, Expr::All) && !eval(filter, trace, res, span) {
+            if !eval(filter, trace, res, span) {
                 continue;
             }
             any = true;

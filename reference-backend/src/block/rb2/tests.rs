@@ -311,13 +311,8 @@ fn or(a: Expr, b: Expr) -> Expr {
 
 pub(super) fn plan(filter: Expr) -> SearchPlan {
     SearchPlan {
-        filter,
-        min_duration_ns: None,
-        max_duration_ns: None,
-        start_ns: None,
-        end_ns: None,
         limit: 100,
-        spans_per_spanset: 3,
+        ..SearchPlan::new(filter)
     }
 }
 
