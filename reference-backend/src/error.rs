@@ -99,6 +99,14 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// Writing a block to its local spool file before upload failed.
+    #[error("block spool {path}: {source}")]
+    Spool {
+        /// File or directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// An object store operation failed.
     #[error("object store {op} {key}: {source}")]
     Store {

@@ -1,18 +1,28 @@
 //! Cutting head blocks and writing them to the object store.
 //!
 //! Every `flush_check_period` idle traces move to the head block and head blocks that are
-//! old or big enough are cut. A cut block is written with the running format, retried with
-//! backoff while the store fails (it stays queryable from memory and its WAL segments stay
-//! on disk meanwhile), then registered in the block list. Only after that are WAL
-//! segments deleted, and only those that no in-memory trace still needs.
+//! old or big enough are cut. A cut block is written with the running format a trace at a
+//! time: its spans are read back from the WAL in id order and encoded into a spool file
+//! (`<wal>/blocks/<block-id>/`), which is then uploaded (in parts when large), `meta.json`
+//! last. One block is written at a time; a failed write is retried with backoff while the
+//! block stays queryable from the WAL. Only after `meta.json` is written is the block
+//! registered in the block list and are WAL segments deleted, and only those that no
+//! trace still needs.
+//!
+//! Shutdown does not wait for everything to become blocks: what is not in a block stays
+//! in the WAL, which the next start replays. It lets a block write under way finish for
+//! up to `server.graceful_shutdown_timeout`, then stops it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{RwLock, watch};
+use tokio::sync::{RwLock, Semaphore, watch};
 use tracing::{info, warn};
 
-use crate::block::{BlockFormat, BlockInput, TraceRecord};
+use crate::block::build::{self, BuildHints, SpoolDir};
+use crate::block::{BlockFormat, BlockMeta, TraceRecord};
 use crate::blocklist::BlockList;
 use crate::config::IngesterConfig;
 use crate::error::{Error, Result};
@@ -29,14 +39,22 @@ pub struct Flusher {
     format: Arc<dyn BlockFormat>,
     cfg: IngesterConfig,
     metrics: Arc<Metrics>,
+    /// Where blocks are encoded before upload.
+    spool: PathBuf,
     /// One cut round at a time.
     round: tokio::sync::Mutex<()>,
-    /// Blocks being written; `/flush` waits for this to reach zero.
+    /// One block write at a time: encoding uses a core, and blocks waiting to be written
+    /// cost only their index in memory (their spans are in the WAL).
+    writing: Semaphore,
+    /// Blocks cut and not yet written; `/flush` waits for this to reach zero.
     pending: watch::Sender<usize>,
+    /// Set at shutdown: writes stop at the next trace and are not retried.
+    stopping: Arc<AtomicBool>,
 }
 
 impl Flusher {
-    /// Assemble.
+    /// Assemble; blocks are encoded under `spool`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         live: Arc<LiveStore>,
         wal: Arc<Wal>,
@@ -45,6 +63,7 @@ impl Flusher {
         format: Arc<dyn BlockFormat>,
         cfg: IngesterConfig,
         metrics: Arc<Metrics>,
+        spool: PathBuf,
     ) -> Arc<Self> {
         Arc::new(Flusher {
             live,
@@ -54,8 +73,11 @@ impl Flusher {
             format,
             cfg,
             metrics,
+            spool,
             round: tokio::sync::Mutex::new(()),
+            writing: Semaphore::new(1),
             pending: watch::channel(0).0,
+            stopping: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -72,16 +94,27 @@ impl Flusher {
             if *stop.borrow() {
                 return;
             }
-            self.live.sweep_idle(self.cfg.trace_idle_period.get());
+            self.live.sweep_idle(
+                self.cfg.trace_idle_period.get(),
+                self.cfg.max_block_duration.get(),
+            );
             self.cut_and_spawn(false).await;
+            self.publish();
         }
+    }
+
+    fn publish(&self) {
+        self.metrics.memory_bytes.set(self.live.memory_bytes());
+        self.metrics
+            .unflushed_bytes
+            .set(self.live.unflushed_bytes());
     }
 
     /// Cut head blocks and start writing each in the background. Returns how many.
     async fn cut_and_spawn(self: &Arc<Self>, force: bool) -> usize {
         let _round = self.round.lock().await;
         // A fresh segment lets older ones be deleted once their traces are flushed.
-        if let Err(e) = self.wal.rotate().await {
+        if let Err(e) = self.wal.rotate_if_written().await {
             warn!(error = %e, "wal rotation before cut failed");
         }
         let cut = self.live.cut(CutPolicy {
@@ -124,6 +157,16 @@ impl Flusher {
         }
     }
 
+    /// Shutdown: cut nothing more, let block writes under way finish for up to `timeout`,
+    /// then stop them. Returns the blocks left unwritten (their spans stay in the WAL).
+    pub async fn stop(&self, timeout: Duration) -> usize {
+        let _round = self.round.lock().await;
+        let mut rx = self.pending.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|p| *p == 0)).await;
+        self.stopping.store(true, Ordering::Release);
+        *self.pending.borrow()
+    }
+
     /// Blocks being written right now.
     pub fn pending(&self) -> usize {
         *self.pending.borrow()
@@ -133,8 +176,15 @@ impl Flusher {
         let mut backoff = self.cfg.flush_retry_backoff.get();
         let max_backoff = self.cfg.flush_retry_max_backoff.get();
         loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
             let started = Instant::now();
-            match self.write(&block).await {
+            let written = match self.writing.acquire().await {
+                Ok(_permit) => self.write(&block).await,
+                Err(_) => return,
+            };
+            match written {
                 Ok(meta) => {
                     self.metrics.blocks_flushed.inc();
                     self.metrics
@@ -143,10 +193,14 @@ impl Flusher {
                     info!(tenant = %block.tenant, block = %block.id, traces = meta.total_objects, bytes = meta.size, "block flushed");
                     self.blocks.add(meta);
                     self.live.finish(&block);
-                    self.metrics.memory_bytes.set(self.live.bytes());
+                    self.publish();
                     if let Err(e) = self.trim_wal().await {
                         warn!(error = %e, "wal trim failed; segments stay until the next flush");
                     }
+                    return;
+                }
+                Err(_) if self.stopping.load(Ordering::Acquire) => {
+                    info!(tenant = %block.tenant, block = %block.id, "block write stopped by shutdown; its spans stay in the wal");
                     return;
                 }
                 Err(e) => {
@@ -159,28 +213,37 @@ impl Flusher {
         }
     }
 
-    async fn write(&self, block: &CutBlock) -> Result<crate::block::BlockMeta> {
-        let records: Vec<TraceRecord<'_>> = block
-            .traces
-            .iter()
-            .map(|(id, d)| TraceRecord {
-                id: *id,
-                data: &d.bytes,
-                start_ns: d.start_ns,
-                end_ns: d.end_ns,
-                spans: d.spans,
-            })
-            .collect();
-        self.format
-            .write(
-                self.blocks.store(),
-                BlockInput {
-                    tenant: &block.tenant,
-                    block_id: block.id,
-                    traces: &records,
-                },
-            )
-            .await
+    /// Encode `block` into the spool off the async workers (reading its spans back from
+    /// the WAL in id order), then upload it.
+    async fn write(&self, block: &Arc<CutBlock>) -> Result<BlockMeta> {
+        let spool = SpoolDir::create(&self.spool, block.id)?;
+        let hints = BuildHints {
+            start_ns: block.start_ns(),
+            traces: block.traces.len(),
+        };
+        let mut builder = self.format.builder(&block.tenant, block.id, spool, hints)?;
+        let (live, b, stopping) = (self.live.clone(), block.clone(), self.stopping.clone());
+        let built = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::new();
+            for (id, d) in &b.traces {
+                if stopping.load(Ordering::Acquire) {
+                    return Err(Error::NotReady("shutting down"));
+                }
+                buf.clear();
+                live.read_trace(d, &mut buf)?;
+                builder.push(&TraceRecord {
+                    id: *id,
+                    data: &buf,
+                    start_ns: d.start_ns,
+                    end_ns: d.end_ns,
+                    spans: d.spans,
+                })?;
+            }
+            builder.finish()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("block write task: {e}")))??;
+        build::upload(self.blocks.store(), built).await
     }
 
     /// Delete WAL segments whose records are all in durable blocks.

@@ -1,26 +1,47 @@
-//! Live traces and the head block, per tenant.
+//! Live traces, head blocks and cut blocks, per tenant: an index into the WAL.
 //!
-//! Accepted fragments land in the live set (trace id → encoded spans). A trace that gets no
-//! spans for `trace_idle_period` moves to the tenant's head block. The head block is cut when
-//! it is old or big enough, or on `/flush` and shutdown; a cut block stays queryable here
-//! until the flusher has written it to the object store. Every trace remembers the oldest
-//! WAL segment holding its spans, so the flusher knows which segments are safe to delete.
+//! Accepted spans are already in the WAL when they get here, so memory keeps only where
+//! each trace's fragments are in the segments (segment, offset, length) and the trace's
+//! summary; lookups, searches and block writes read the bytes back from the segments
+//! (mostly from the page cache). Memory therefore grows with the number of traces not yet
+//! in a block, not with their bytes, whatever the rate.
+//!
+//! A trace that gets no spans for `trace_idle_period` (or has been live for
+//! `max_block_duration`) moves to its tenant's head block. The head block is cut when it
+//! is old or big enough, or on `/flush`; a cut block stays queryable here until the
+//! flusher has written it to the object store. Every trace remembers the oldest WAL
+//! segment holding its spans, so the flusher knows which segments are safe to delete: the
+//! head block lives in the WAL until it is a block, and a restart rebuilds it by replay.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
-use crate::ingest::batch::Fragment;
+use crate::error::Result;
+use crate::wal::{FragmentRef, Located, SegmentFiles};
 
-/// Spans of one trace held in memory, encoded as `TracesData` bytes.
+/// Where one fragment's bytes are in the WAL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Segment number.
+    pub segment: u64,
+    /// File offset in the segment.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// One trace not yet in a block: where its spans are and their summary.
 #[derive(Debug, Clone)]
 pub struct TraceData {
-    /// Concatenated fragments (a valid `TracesData` encoding).
-    pub bytes: Vec<u8>,
+    parts: Vec<Part>,
+    /// Bytes of the trace's encoding (the sum of its parts).
+    pub bytes: u64,
     /// Span count.
     pub spans: u32,
     /// Earliest span start (unix ns).
@@ -29,28 +50,53 @@ pub struct TraceData {
     pub end_ns: u64,
     /// Oldest WAL segment holding any of these spans.
     pub min_segment: u64,
+    first_append: Instant,
     last_append: Instant,
 }
 
+/// Memory one trace entry takes besides its parts (the entry in a hash map with the
+/// table's control bytes and free slots).
+const ENTRY_BYTES: u64 = (std::mem::size_of::<(TraceId, TraceData)>() + 24) as u64;
+/// Memory one part takes.
+const PART_BYTES: u64 = std::mem::size_of::<Part>() as u64;
+
 impl TraceData {
-    fn new(f: Fragment, segment: u64, now: Instant) -> Self {
+    fn new(f: &FragmentRef, segment: u64, now: Instant) -> Self {
         TraceData {
-            bytes: f.bytes,
+            parts: vec![Part {
+                segment,
+                offset: f.offset,
+                len: f.len,
+            }],
+            bytes: f.len as u64,
             spans: f.spans,
             start_ns: f.start_ns,
             end_ns: f.end_ns,
             min_segment: segment,
+            first_append: now,
             last_append: now,
         }
     }
 
     fn absorb(&mut self, other: TraceData) {
-        self.bytes.extend_from_slice(&other.bytes);
+        self.parts.extend_from_slice(&other.parts);
+        self.bytes += other.bytes;
         self.spans += other.spans;
         self.start_ns = self.start_ns.min(other.start_ns);
         self.end_ns = self.end_ns.max(other.end_ns);
         self.min_segment = self.min_segment.min(other.min_segment);
+        self.first_append = self.first_append.min(other.first_append);
         self.last_append = self.last_append.max(other.last_append);
+    }
+
+    /// Where the trace's fragments are, in arrival order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    /// Memory this entry takes.
+    fn held(&self) -> u64 {
+        ENTRY_BYTES + self.parts.capacity() as u64 * PART_BYTES
     }
 }
 
@@ -63,8 +109,21 @@ pub struct CutBlock {
     pub tenant: String,
     /// Traces sorted by id.
     pub traces: Vec<(TraceId, TraceData)>,
-    /// Bytes of trace data.
+    /// Bytes of trace data (in the WAL).
     pub bytes: u64,
+    /// Memory the block's index takes.
+    held: u64,
+}
+
+impl CutBlock {
+    /// Earliest span start of the block (unix ns; 0 when empty).
+    pub fn start_ns(&self) -> u64 {
+        self.traces
+            .iter()
+            .map(|(_, d)| d.start_ns)
+            .min()
+            .unwrap_or(0)
+    }
 }
 
 #[derive(Default)]
@@ -76,11 +135,14 @@ struct TenantState {
     flushing: Vec<Arc<CutBlock>>,
 }
 
-/// All tenants' in-memory traces.
-#[derive(Default)]
+/// All tenants' traces not yet in a block.
 pub struct LiveStore {
     tenants: Mutex<HashMap<String, TenantState>>,
-    bytes: std::sync::atomic::AtomicU64,
+    files: Arc<SegmentFiles>,
+    /// Memory the index takes (see [`LiveStore::memory_bytes`]).
+    held: AtomicU64,
+    /// Trace bytes not yet in a block (they are in the WAL).
+    unflushed: AtomicU64,
 }
 
 /// When a head block is cut.
@@ -88,25 +150,86 @@ pub struct LiveStore {
 pub struct CutPolicy {
     /// Cut a head block this old.
     pub max_age: Duration,
-    /// Cut a head block this big.
+    /// Cut a head block this big (bytes of trace data).
     pub max_bytes: u64,
     /// Cut every non-empty head block (after moving every live trace into it).
     pub force: bool,
 }
 
-impl LiveStore {
-    /// Bytes held in memory (live + head + waiting to flush).
-    pub fn bytes(&self) -> u64 {
-        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+fn add(counter: &AtomicU64, n: i64) {
+    if n >= 0 {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    } else {
+        counter.fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
+    }
+}
+
+/// Traces read back from the WAL a chunk at a time (see [`LiveStore::snapshot_where`]).
+pub struct Snapshot {
+    files: Arc<SegmentFiles>,
+    /// Traces sorted by id, each with its parts from every place it is held.
+    traces: std::vec::IntoIter<(TraceId, Vec<Located>)>,
+    chunk_bytes: usize,
+}
+
+impl Snapshot {
+    /// The next traces (at least one, about `chunk_bytes` of them), or `None` at the end.
+    /// Reads from disk: call it off the async workers.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for (id, parts) in self.traces.by_ref() {
+            let mut data = Vec::new();
+            self.files.read_into(&parts, &mut data)?;
+            bytes += data.len();
+            out.push((id, data));
+            if bytes >= self.chunk_bytes {
+                break;
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
     }
 
-    fn add_bytes(&self, n: i64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if n >= 0 {
-            self.bytes.fetch_add(n as u64, Relaxed);
-        } else {
-            self.bytes.fetch_sub(n.unsigned_abs(), Relaxed);
+    /// Every remaining trace at once.
+    pub fn read_all(mut self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+        self.chunk_bytes = usize::MAX;
+        Ok(self.next_chunk()?.unwrap_or_default())
+    }
+}
+
+impl Default for LiveStore {
+    /// A store with no WAL behind it, for readers over blocks only (tools, tests):
+    /// nothing inserted into it can be read back.
+    fn default() -> Self {
+        LiveStore::new(Arc::new(SegmentFiles::new(std::path::Path::new(""))))
+    }
+}
+
+impl LiveStore {
+    /// An empty store whose fragments are read from the WAL segments behind `files`.
+    pub fn new(files: Arc<SegmentFiles>) -> Self {
+        LiveStore {
+            tenants: Mutex::new(HashMap::new()),
+            files,
+            held: AtomicU64::new(0),
+            unflushed: AtomicU64::new(0),
         }
+    }
+
+    /// Memory the store takes: its index of traces not yet in a block (live, head and cut
+    /// blocks waiting to upload). The spans themselves are in the WAL.
+    pub fn memory_bytes(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of spans not yet in a block (on disk in the WAL).
+    pub fn unflushed_bytes(&self) -> u64 {
+        self.unflushed.load(Ordering::Relaxed)
+    }
+
+    /// The WAL segments the store reads from.
+    pub fn files(&self) -> &Arc<SegmentFiles> {
+        &self.files
     }
 
     /// Bytes already held for each of `ids` (live and head), for per-trace limits.
@@ -116,118 +239,168 @@ impl LiveStore {
             return ids.map(|_| 0).collect();
         };
         ids.map(|id| {
-            t.live.get(&id).map_or(0, |d| d.bytes.len() as u64)
-                + t.head.get(&id).map_or(0, |d| d.bytes.len() as u64)
+            t.live.get(&id).map_or(0, |d| d.bytes) + t.head.get(&id).map_or(0, |d| d.bytes)
         })
         .collect()
     }
 
     /// Add accepted fragments that are durable in WAL segment `segment`.
-    pub fn insert(&self, tenant: &str, segment: u64, fragments: Vec<Fragment>) {
+    pub fn insert(&self, tenant: &str, segment: u64, fragments: &[FragmentRef]) {
         let now = Instant::now();
-        let added: usize = fragments.iter().map(|f| f.bytes.len()).sum();
+        let added: u64 = fragments.iter().map(|f| f.len as u64).sum();
+        let mut held = 0i64;
         let mut tenants = self.tenants.lock();
         let t = match tenants.get_mut(tenant) {
             Some(t) => t,
             None => tenants.entry(tenant.to_owned()).or_default(),
         };
         for f in fragments {
-            let id = f.trace_id;
             let data = TraceData::new(f, segment, now);
-            match t.live.get_mut(&id) {
-                Some(existing) => existing.absorb(data),
+            match t.live.get_mut(&f.trace_id) {
+                Some(existing) => {
+                    held -= existing.held() as i64;
+                    existing.absorb(data);
+                    held += existing.held() as i64;
+                }
                 None => {
-                    t.live.insert(id, data);
+                    held += data.held() as i64;
+                    t.live.insert(f.trace_id, data);
                 }
             }
         }
         drop(tenants);
-        self.add_bytes(added as i64);
+        add(&self.held, held);
+        add(&self.unflushed, added as i64);
     }
 
-    /// Spans of `id` held in memory: one `TracesData` encoding per place it is held.
-    pub fn lookup(&self, tenant: &str, id: &TraceId) -> Vec<Vec<u8>> {
-        let tenants = self.tenants.lock();
-        let Some(t) = tenants.get(tenant) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        if let Some(d) = t.live.get(id) {
-            out.push(d.bytes.clone());
+    /// Handles for `parts` (the caller holds the lock, so their segments exist).
+    fn locate(&self, parts: &[Part], out: &mut Vec<Located>) -> Result<()> {
+        for p in parts {
+            out.push(self.files.locate(p.segment, p.offset, p.len)?);
         }
-        if let Some(d) = t.head.get(id) {
-            out.push(d.bytes.clone());
-        }
-        for b in &t.flushing {
-            if let Ok(i) = b.traces.binary_search_by(|(tid, _)| tid.cmp(id)) {
-                out.push(b.traces[i].1.bytes.clone());
+        Ok(())
+    }
+
+    /// Spans of `id` not yet in a block: one `TracesData` encoding per place it is held.
+    pub fn lookup(&self, tenant: &str, id: &TraceId) -> Result<Vec<Vec<u8>>> {
+        let mut places: Vec<Vec<Located>> = Vec::new();
+        {
+            let tenants = self.tenants.lock();
+            let Some(t) = tenants.get(tenant) else {
+                return Ok(Vec::new());
+            };
+            let flushing = t.flushing.iter().filter_map(|b| {
+                b.traces
+                    .binary_search_by(|(tid, _)| tid.cmp(id))
+                    .ok()
+                    .map(|i| &b.traces[i].1)
+            });
+            for d in t
+                .live
+                .get(id)
+                .into_iter()
+                .chain(t.head.get(id))
+                .chain(flushing)
+            {
+                let mut parts = Vec::with_capacity(d.parts.len());
+                self.locate(&d.parts, &mut parts)?;
+                places.push(parts);
             }
         }
-        out
+        places
+            .iter()
+            .map(|parts| {
+                let mut out = Vec::new();
+                self.files.read_into(parts, &mut out)?;
+                Ok(out)
+            })
+            .collect()
     }
 
-    /// Every trace of `tenant` held in memory (live, head and cut blocks), one encoding per
-    /// trace with all its in-memory parts concatenated, sorted by id. Only traces whose
-    /// merged `[start, end]` (unix ns) satisfies `keep` are copied.
+    /// Every trace of `tenant` not yet in a block (live, head and cut blocks), one encoding
+    /// per trace with all its parts concatenated, sorted by id, read a chunk of about
+    /// `chunk_bytes` at a time. Only traces whose merged `[start, end]` (unix ns)
+    /// satisfies `keep` are read.
     pub fn snapshot_where(
         &self,
         tenant: &str,
         keep: impl Fn(u64, u64) -> bool,
-    ) -> Vec<(TraceId, Vec<u8>)> {
+        chunk_bytes: usize,
+    ) -> Result<Snapshot> {
         let tenants = self.tenants.lock();
-        let Some(t) = tenants.get(tenant) else {
-            return Vec::new();
-        };
-        let mut parts: HashMap<TraceId, Vec<&TraceData>> = HashMap::new();
-        let flushing = t
-            .flushing
-            .iter()
-            .flat_map(|b| b.traces.iter().map(|(id, d)| (id, d)));
-        for (id, d) in t.live.iter().chain(t.head.iter()).chain(flushing) {
-            parts.entry(*id).or_default().push(d);
-        }
-        let mut out: Vec<(TraceId, Vec<u8>)> = parts
-            .into_iter()
-            .filter(|(_, ds)| {
+        let mut traces = Vec::new();
+        if let Some(t) = tenants.get(tenant) {
+            let mut parts: HashMap<TraceId, Vec<&TraceData>> = HashMap::new();
+            let flushing = t
+                .flushing
+                .iter()
+                .flat_map(|b| b.traces.iter().map(|(id, d)| (id, d)));
+            for (id, d) in t.live.iter().chain(t.head.iter()).chain(flushing) {
+                parts.entry(*id).or_default().push(d);
+            }
+            for (id, ds) in parts {
                 let start = ds.iter().map(|d| d.start_ns).min().unwrap_or(0);
                 let end = ds.iter().map(|d| d.end_ns).max().unwrap_or(0);
-                keep(start, end)
-            })
-            .map(|(id, ds)| {
-                let mut bytes = Vec::with_capacity(ds.iter().map(|d| d.bytes.len()).sum());
-                for d in ds {
-                    bytes.extend_from_slice(&d.bytes);
+                if !keep(start, end) {
+                    continue;
                 }
-                (id, bytes)
-            })
-            .collect();
+                let mut located = Vec::new();
+                for d in ds {
+                    self.locate(&d.parts, &mut located)?;
+                }
+                traces.push((id, located));
+            }
+        }
         drop(tenants);
-        out.sort_unstable_by_key(|(id, _)| *id);
-        out
+        traces.sort_unstable_by_key(|(id, _)| *id);
+        Ok(Snapshot {
+            files: self.files.clone(),
+            traces: traces.into_iter(),
+            chunk_bytes: chunk_bytes.max(1),
+        })
     }
 
-    /// Every trace of `tenant` held in memory; see [`LiveStore::snapshot_where`].
-    pub fn snapshot(&self, tenant: &str) -> Vec<(TraceId, Vec<u8>)> {
-        self.snapshot_where(tenant, |_, _| true)
+    /// Every trace of `tenant` not yet in a block, read at once; see
+    /// [`LiveStore::snapshot_where`].
+    pub fn snapshot(&self, tenant: &str) -> Result<Vec<(TraceId, Vec<u8>)>> {
+        self.snapshot_where(tenant, |_, _| true, usize::MAX)?
+            .read_all()
     }
 
-    /// Move traces idle for `idle` (or all, when `idle` is zero) into their head block.
-    pub fn sweep_idle(&self, idle: Duration) {
+    /// The encoding of one trace of a cut block that is still pending (its segments are
+    /// kept until [`LiveStore::finish`]), appended to `out`.
+    pub fn read_trace(&self, d: &TraceData, out: &mut Vec<u8>) -> Result<()> {
+        let mut parts = Vec::with_capacity(d.parts.len());
+        self.locate(&d.parts, &mut parts)?;
+        self.files.read_into(&parts, out)
+    }
+
+    /// Move traces idle for `idle` (or all, when `idle` is zero), and traces live for
+    /// `max_live` or longer, into their head block.
+    pub fn sweep_idle(&self, idle: Duration, max_live: Duration) {
         let now = Instant::now();
+        let mut held = 0i64;
         let mut tenants = self.tenants.lock();
         for t in tenants.values_mut() {
-            let idle_ids: Vec<TraceId> = t
+            let due: Vec<TraceId> = t
                 .live
                 .iter()
-                .filter(|(_, d)| now.duration_since(d.last_append) >= idle)
+                .filter(|(_, d)| {
+                    now.duration_since(d.last_append) >= idle
+                        || now.duration_since(d.first_append) >= max_live
+                })
                 .map(|(id, _)| *id)
                 .collect();
-            for id in idle_ids {
+            for id in due {
                 if let Some(d) = t.live.remove(&id) {
-                    t.head_bytes += d.bytes.len() as u64;
+                    t.head_bytes += d.bytes;
                     t.head_since.get_or_insert(now);
                     match t.head.get_mut(&id) {
-                        Some(h) => h.absorb(d),
+                        Some(h) => {
+                            held -= (h.held() + d.held()) as i64;
+                            h.absorb(d);
+                            held += h.held() as i64;
+                        }
                         None => {
                             t.head.insert(id, d);
                         }
@@ -235,13 +408,15 @@ impl LiveStore {
                 }
             }
         }
+        drop(tenants);
+        add(&self.held, held);
     }
 
     /// Cut head blocks per `policy`; the cut blocks stay queryable until
     /// [`LiveStore::finish`] is called for them.
     pub fn cut(&self, policy: CutPolicy) -> Vec<Arc<CutBlock>> {
         if policy.force {
-            self.sweep_idle(Duration::ZERO);
+            self.sweep_idle(Duration::ZERO, Duration::ZERO);
         }
         let now = Instant::now();
         let mut out = Vec::new();
@@ -257,15 +432,19 @@ impl LiveStore {
                 continue;
             }
             let mut traces: Vec<(TraceId, TraceData)> = t.head.drain().collect();
+            traces.shrink_to_fit();
             traces.sort_unstable_by_key(|a| a.0);
+            let held = traces.iter().map(|(_, d)| d.held()).sum();
             let block = Arc::new(CutBlock {
                 id: Uuid::new_v4(),
                 tenant: tenant.clone(),
                 traces,
                 bytes: t.head_bytes,
+                held,
             });
             t.head_bytes = 0;
             t.head_since = None;
+            t.head.shrink_to(0);
             t.flushing.push(block.clone());
             out.push(block);
         }
@@ -279,10 +458,11 @@ impl LiveStore {
             t.flushing.retain(|b| b.id != block.id);
         }
         drop(tenants);
-        self.add_bytes(-(block.bytes as i64));
+        add(&self.held, -(block.held as i64));
+        add(&self.unflushed, -(block.bytes as i64));
     }
 
-    /// Oldest WAL segment still needed by anything held in memory.
+    /// Oldest WAL segment still needed by a trace not yet in a block.
     pub fn min_segment(&self) -> Option<u64> {
         let tenants = self.tenants.lock();
         tenants

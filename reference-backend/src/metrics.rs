@@ -64,8 +64,10 @@ pub struct Metrics {
     pub wal_records: Counter,
     /// WAL bytes on disk.
     pub wal_bytes: Gauge<u64, AtomicU64>,
-    /// Bytes of trace data held in memory (live, head, waiting to flush).
+    /// Memory the index of traces not yet in a block takes (live, head, waiting to flush).
     pub memory_bytes: Gauge<u64, AtomicU64>,
+    /// Bytes of spans not yet in a block (they are in the WAL).
+    pub unflushed_bytes: Gauge<u64, AtomicU64>,
     /// Blocks written to the object store.
     pub blocks_flushed: Counter,
     /// Failed flush attempts (retried).
@@ -128,6 +130,7 @@ impl Metrics {
             wal_records: Counter::default(),
             wal_bytes: Gauge::default(),
             memory_bytes: Gauge::default(),
+            unflushed_bytes: Gauge::default(),
             blocks_flushed: Counter::default(),
             flush_failures: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -192,8 +195,13 @@ impl Metrics {
         );
         r.register(
             "reference_backend_memory_bytes",
-            "Trace bytes held in memory (live, head, waiting to flush)",
+            "Memory the index of traces not yet in a block takes (live, head, waiting to flush)",
             m.memory_bytes.clone(),
+        );
+        r.register(
+            "reference_backend_unflushed_bytes",
+            "Bytes of spans not yet in a block (in the WAL)",
+            m.unflushed_bytes.clone(),
         );
         r.register(
             "reference_backend_blocks_flushed",

@@ -70,7 +70,7 @@ impl Querier {
         id: &TraceId,
         bounds: TimeBounds,
     ) -> Result<Option<FoundTrace>> {
-        let mut parts = self.live.lookup(tenant, id);
+        let mut parts = self.live.lookup(tenant, id)?;
         for block in self.blocks.blocks(tenant) {
             let (bs, be) = block.meta.time_range_secs();
             if bounds.start.is_some_and(|s| be < s) || bounds.end.is_some_and(|e| bs > e) {

@@ -30,6 +30,9 @@ use crate::state::{AppState, Core};
 use crate::store::BlockStore;
 use crate::wal::Wal;
 
+/// How long listeners may take to finish their requests once stopping.
+const LISTENER_GRACE: Duration = Duration::from_secs(2);
+
 /// The addresses a backend listens on (useful with port 0).
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ListenAddrs {
@@ -139,32 +142,33 @@ impl Backend {
         &self.state
     }
 
-    /// Graceful stop: refuse new writes, flush everything to blocks (bounded by
-    /// `server.graceful_shutdown_timeout`), stop the listeners.
+    /// Graceful stop: refuse new writes, stop the listeners and background loops, let a
+    /// block write under way finish (bounded by `server.graceful_shutdown_timeout`).
+    /// Everything acknowledged and not yet in a block stays in the WAL, which the next
+    /// start replays, so stopping takes about as long at any load.
     pub async fn shutdown(self) -> Result<()> {
         let timeout = self.state.config.server.graceful_shutdown_timeout.get();
         self.state.set_stopping();
-        let mut result = Ok(());
+        let _ = self.stop.send(true);
         if let Some(core) = self.state.core_for_shutdown() {
-            match core.flusher.flush_all(timeout).await {
-                Ok(n) => info!(blocks = n, "flushed on shutdown"),
-                Err(e) => {
-                    warn!(error = %e, "flush on shutdown incomplete; the wal keeps the data");
-                    result = Err(e);
-                }
+            let left = core.flusher.stop(timeout).await;
+            if left > 0 {
+                info!(
+                    blocks = left,
+                    "block writes stopped by shutdown; their spans stay in the wal for the next start"
+                );
             }
         }
-        let _ = self.stop.send(true);
+        // Listeners finish the requests they are serving; connections still open after
+        // the grace period are closed.
+        let deadline = tokio::time::Instant::now() + LISTENER_GRACE;
         for t in self.tasks {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), t)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
                 abort.abort();
             }
         }
-        result
+        Ok(())
     }
 
     /// Stop at once without flushing, as a crash would (in-process tests).
@@ -215,6 +219,9 @@ fn serve_grpc(
     })
 }
 
+/// Directory under the WAL path where blocks are encoded before upload.
+pub const SPOOL_DIR: &str = "blocks";
+
 /// Poll the block list, replay the WAL, install the core, start background loops.
 async fn initialize(
     state: Arc<AppState>,
@@ -238,7 +245,10 @@ async fn initialize(
         .await
         .map_err(|e| Error::Internal(format!("wal replay task: {e}")))??;
     let wal = Arc::new(wal);
-    let live = Arc::new(LiveStore::default());
+    // Whatever a crash left in the spool is still in the WAL.
+    let spool = config.storage.trace.wal.path.join(SPOOL_DIR);
+    crate::block::build::clear_spool(&spool)?;
+    let live = Arc::new(LiveStore::new(wal.files().clone()));
     let mut spans = 0u64;
     let records = replay.records.len();
     let replayed = if config.mutant == Some(crate::release::Mutant::SkipWalReplay) {
@@ -246,11 +256,15 @@ async fn initialize(
     } else {
         replay.records
     };
-    for (segment, record) in replayed {
+    // Replay rebuilds the index of every trace not yet in a block (live traces, head
+    // blocks and blocks cut but not written before the stop): their spans are still in
+    // the segments, which stay until those traces are in blocks.
+    for record in replayed {
         spans += record.fragments.iter().map(|f| f.spans as u64).sum::<u64>();
-        live.insert(&record.tenant, segment, record.fragments);
+        live.insert(&record.tenant, record.segment, &record.fragments);
     }
-    metrics.memory_bytes.set(live.bytes());
+    metrics.memory_bytes.set(live.memory_bytes());
+    metrics.unflushed_bytes.set(live.unflushed_bytes());
     info!(
         records,
         spans,
@@ -276,6 +290,7 @@ async fn initialize(
         format,
         config.ingester.clone(),
         metrics.clone(),
+        spool,
     );
     if config.release.has_compactor() && !config.compactor.compaction.disabled {
         let compactor = Compactor::new(config, blocks.store().clone(), metrics.clone())?

@@ -14,6 +14,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjPath;
 use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
 };
 
 use crate::config::{Backend, TraceStorageConfig};
@@ -233,6 +234,71 @@ impl BlockStore {
             .put(&ObjPath::from(key), PutPayload::from(bytes))
             .await
             .map_err(store_err("put", key))?;
+        self.sync_local(key).await
+    }
+
+    /// Write an object from a local file of `len` bytes; durable on return. Files of at
+    /// least `multipart_min` bytes go up as a multipart upload in parts of `part_bytes`
+    /// (two in flight), so memory holds a few parts, never the whole file.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        len: u64,
+        multipart_min: u64,
+        part_bytes: usize,
+    ) -> Result<()> {
+        let spool_err = |source| Error::Spool {
+            path: path.to_path_buf(),
+            source,
+        };
+        if len < multipart_min {
+            let bytes = tokio::fs::read(path).await.map_err(spool_err)?;
+            return self.put(key, Bytes::from(bytes)).await;
+        }
+        self.charge_write("put", key)?;
+        let upload = self
+            .inner
+            .put_multipart(&ObjPath::from(key))
+            .await
+            .map_err(store_err("put", key))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, part_bytes.max(1));
+        let sent: Result<()> = async {
+            use tokio::io::AsyncReadExt;
+            let mut f = tokio::fs::File::open(path).await.map_err(spool_err)?;
+            let mut buf = vec![0u8; part_bytes.max(1)];
+            loop {
+                let mut n = 0;
+                while n < buf.len() {
+                    match f.read(&mut buf[n..]).await.map_err(spool_err)? {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+                w.wait_for_capacity(2)
+                    .await
+                    .map_err(store_err("put", key))?;
+                w.write(&buf[..n]);
+            }
+        }
+        .await;
+        match sent {
+            Ok(()) => {
+                w.finish().await.map_err(store_err("put", key))?;
+            }
+            Err(e) => {
+                let _ = w.abort().await;
+                return Err(e);
+            }
+        }
+        self.sync_local(key).await
+    }
+
+    /// On the local backend, fsync an object just written and its directory.
+    async fn sync_local(&self, key: &str) -> Result<()> {
         if let Some(root) = &self.local_root {
             let path = root.join(key);
             let dir = path.parent().map(|p| p.to_path_buf());

@@ -75,6 +75,7 @@ async fn torn_wal_tail_is_truncated_and_earlier_records_survive() {
     let mut segs: Vec<_> = std::fs::read_dir(dir.path().join("wal"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
         .filter(|p| std::fs::metadata(p).unwrap().len() > 8)
         .collect();
     segs.sort();

@@ -266,10 +266,10 @@ async fn s3_blocks_round_trip() {
     );
     // The refused blocks stay queryable from memory.
     assert_readable(&bad, &[9000, 9001], "wrong secret, after failed flush").await;
-    assert!(
-        shutdown(bad).await.is_err(),
-        "shutdown with an unwritable store must report the incomplete flush"
-    );
+    // Shutdown does not wait for blocks the store refuses: their spans stay in the WAL.
+    shutdown(bad)
+        .await
+        .expect("shutdown with an unwritable store ends, leaving the spans in the wal");
     s3.stop().await;
 }
 

@@ -403,3 +403,69 @@ async fn sigkill_loses_no_acknowledged_trace() {
     );
     let _ = child.kill();
 }
+
+/// SIGTERM while clients export and a `/flush` writes a block: the process ends on its
+/// own with status 0 (a hang fails the test; how long it takes is measured by the soak,
+/// not asserted here), and after a restart every acknowledged trace is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_cleanly_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let config = write_config(dir);
+    let (mut child, addrs) = spawn_backend(dir, &config, "term0").await;
+    let exports = Arc::new(Exports::default());
+    let url = format!("http://{}/v1/traces", addrs.otlp_http);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(exporter(url.clone(), exports.clone())))
+        .collect();
+    wait_acked(&exports, 200, "200 acknowledged requests").await;
+    let racing_flush = tokio::spawn(flush(addrs.http));
+    wait_acked(&exports, 300, "300 acknowledged requests").await;
+
+    exports.killing.store(true, Ordering::Release);
+    let at_term = exports.acked();
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(term.success(), "kill -TERM failed");
+    let status = bounded("exit after SIGTERM", Duration::from_secs(60), async {
+        loop {
+            if let Some(s) = child.child.try_wait().unwrap() {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        status.success(),
+        "the backend did not exit cleanly after SIGTERM: {status}\n{}",
+        child.log_tail()
+    );
+    let _ = bounded("racing /flush", Duration::from_secs(60), racing_flush).await;
+    exports.stop.store(true, Ordering::Release);
+    for c in clients {
+        bounded("exporter stop", Duration::from_secs(60), c)
+            .await
+            .unwrap();
+    }
+    let unexpected = exports.unexpected.lock().clone();
+    assert!(
+        unexpected.is_empty(),
+        "{} requests failed before SIGTERM, first: {:?}",
+        unexpected.len(),
+        &unexpected[..unexpected.len().min(5)]
+    );
+    let log = std::fs::read_to_string(&child.log).unwrap_or_default();
+    assert!(log.contains("stopped"), "no clean stop in the log:\n{log}");
+
+    let (child, addrs) = spawn_backend(dir, &config, "term1").await;
+    let unacked_present = verify(addrs.http, &exports, &child, "after SIGTERM").await;
+    println!(
+        "sigterm: {at_term} requests acknowledged at SIGTERM, {} in all; after restart every \
+         acknowledged trace is complete, {unacked_present} unacknowledged ones present",
+        exports.acked()
+    );
+}

@@ -65,8 +65,10 @@ impl Bloom {
 
     /// Add an id.
     pub fn insert(&mut self, id: &TraceId) {
-        let pos: Vec<u64> = self.positions(id).collect();
-        for p in pos {
+        let h1 = fnv64a(id);
+        let h2 = fnv64a(&h1.to_le_bytes()) | 1;
+        for i in 0..self.k as u64 {
+            let p = h1.wrapping_add(i.wrapping_mul(h2)) % self.bits;
             self.words[(p / 64) as usize] |= 1 << (p % 64);
         }
     }
@@ -124,19 +126,25 @@ impl Bloom {
     }
 }
 
-/// Build the shards for a set of ids.
-pub fn build_shards(ids: &[TraceId], fp: f64, shard_bytes: usize) -> Vec<Bloom> {
+/// Empty shards sized for `count` ids.
+pub fn empty_shards(count: usize, fp: f64, shard_bytes: usize) -> Vec<Bloom> {
     let ln2 = std::f64::consts::LN_2;
-    let total_bits = (-(ids.len().max(1) as f64) * fp.ln() / (ln2 * ln2)).ceil() as usize;
+    let total_bits = (-(count.max(1) as f64) * fp.ln() / (ln2 * ln2)).ceil() as usize;
     let shards = total_bits
         .div_ceil(shard_bytes.max(1) * 8)
         .clamp(1, MAX_SHARDS);
-    let per_shard = ids.len().div_ceil(shards);
-    let mut blooms: Vec<Bloom> = (0..shards)
+    let per_shard = count.div_ceil(shards);
+    (0..shards)
         .map(|_| Bloom::with_capacity(per_shard, fp, shard_bytes))
-        .collect();
+        .collect()
+}
+
+/// Build the shards for a set of ids.
+pub fn build_shards(ids: &[TraceId], fp: f64, shard_bytes: usize) -> Vec<Bloom> {
+    let mut blooms = empty_shards(ids.len(), fp, shard_bytes);
+    let shards = blooms.len() as u32;
     for id in ids {
-        blooms[shard_of(id, shards as u32)].insert(id);
+        blooms[shard_of(id, shards)].insert(id);
     }
     blooms
 }

@@ -4,6 +4,7 @@
 //! exist for readers, so a crash mid-write leaves nothing visible.
 
 pub mod bloom;
+pub mod build;
 pub mod index;
 pub mod meta;
 pub mod rb1;
@@ -19,6 +20,7 @@ use crate::error::Result;
 use crate::search::generic::search_encoded;
 use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
+pub use build::{BlockBuilder, BuildHints, BuiltBlock, SpoolDir};
 pub use meta::BlockMeta;
 
 /// One trace to write: its encoded `TracesData` bytes and summary.
@@ -98,8 +100,18 @@ fn dedupe(keys: &[String]) -> Vec<String> {
 pub trait BlockFormat: Send + Sync {
     /// The `format` string in `meta.json`.
     fn name(&self) -> &'static str;
-    /// Write every object of a block, `meta.json` last, and return the meta.
+    /// Write every object of a block held in memory, `meta.json` last, and return the
+    /// meta.
     async fn write(&self, store: &BlockStore, input: BlockInput<'_>) -> Result<BlockMeta>;
+    /// Start writing block `block_id` of `tenant` a trace at a time into `spool` (see
+    /// [`build`]); upload the result with [`build::upload`].
+    fn builder(
+        &self,
+        tenant: &str,
+        block_id: Uuid,
+        spool: SpoolDir,
+        hints: BuildHints,
+    ) -> Result<Box<dyn BlockBuilder>>;
     /// Open a block for reading (loads its index and bloom filters).
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>>;
 }
@@ -110,9 +122,15 @@ pub trait BlockReader: Send + Sync {
     /// The encoded spans of `id` in this block, if present.
     async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>>;
 
-    /// Every trace in the block, sorted by id, as encoded `TracesData` bytes (compaction and
-    /// format rewrites read blocks whole).
+    /// Every trace in the block, sorted by id, as encoded `TracesData` bytes.
     async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>>;
+
+    /// Every trace in the block in id order, a batch at a time (compaction and format
+    /// rewrites read blocks this way). `None`: the format reads whole blocks only, use
+    /// [`BlockReader::read_all`].
+    fn cursor(&self) -> Option<Box<dyn TraceCursor>> {
+        None
+    }
 
     /// Search this block. The default decodes every trace and evaluates span by span;
     /// columnar formats override it to read only the columns the plan needs.
@@ -140,6 +158,30 @@ pub trait BlockReader: Send + Sync {
                 filter,
             )
         })
+    }
+}
+
+/// Traces of one block in id order, read a part at a time.
+#[async_trait]
+pub trait TraceCursor: Send {
+    /// The next traces, or `None` once every trace was returned.
+    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>>;
+}
+
+/// A cursor over traces already in memory (one batch).
+pub struct InMemoryCursor(Option<Vec<(TraceId, Vec<u8>)>>);
+
+impl InMemoryCursor {
+    /// Over `traces` (sorted by id).
+    pub fn new(traces: Vec<(TraceId, Vec<u8>)>) -> Self {
+        InMemoryCursor(Some(traces))
+    }
+}
+
+#[async_trait]
+impl TraceCursor for InMemoryCursor {
+    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+        Ok(self.0.take().filter(|t| !t.is_empty()))
     }
 }
 

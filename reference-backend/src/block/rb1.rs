@@ -17,12 +17,16 @@ use async_trait::async_trait;
 use tempo_api::trace_id::TraceId;
 
 use super::bloom::{self, Bloom};
+use super::build::{BlockBuilder, BuildHints, SpoolDir};
 use super::meta::{self, BlockMeta};
 use super::{
-    BlockFormat, BlockInput, BlockReader, EncodingSettings, load_blooms, object_key, put_block,
+    BlockFormat, BlockInput, BlockReader, EncodingSettings, TraceCursor, load_blooms, object_key,
+    put_block,
 };
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
+
+mod stream;
 
 /// The `format` value in `meta.json`.
 pub const FORMAT: &str = "rb1";
@@ -121,19 +125,7 @@ pub fn encode(input: &BlockInput<'_>, s: &EncodingSettings) -> std::io::Result<E
             &mut pages,
         )?;
     }
-    let mut index = Vec::with_capacity(14 + pages.len() * ENTRY_LEN + 4);
-    index.extend_from_slice(INDEX_MAGIC);
-    index.extend_from_slice(&VERSION.to_le_bytes());
-    index.extend_from_slice(&(pages.len() as u32).to_le_bytes());
-    for p in &pages {
-        index.extend_from_slice(&p.first);
-        index.extend_from_slice(&p.last);
-        index.extend_from_slice(&p.offset.to_le_bytes());
-        index.extend_from_slice(&p.len.to_le_bytes());
-        index.extend_from_slice(&p.traces.to_le_bytes());
-    }
-    let crc = crc32c::crc32c(&index);
-    index.extend_from_slice(&crc.to_le_bytes());
+    let index = encode_index(&pages);
     let ids: Vec<TraceId> = input.traces.iter().map(|t| t.id).collect();
     let blooms = bloom::build_shards(&ids, s.bloom_fp, s.bloom_shard_bytes)
         .iter()
@@ -145,6 +137,24 @@ pub fn encode(input: &BlockInput<'_>, s: &EncodingSettings) -> std::io::Result<E
         blooms,
         pages,
     })
+}
+
+/// The `index` object for `pages`.
+pub(crate) fn encode_index(pages: &[PageEntry]) -> Vec<u8> {
+    let mut index = Vec::with_capacity(14 + pages.len() * ENTRY_LEN + 4);
+    index.extend_from_slice(INDEX_MAGIC);
+    index.extend_from_slice(&VERSION.to_le_bytes());
+    index.extend_from_slice(&(pages.len() as u32).to_le_bytes());
+    for p in pages {
+        index.extend_from_slice(&p.first);
+        index.extend_from_slice(&p.last);
+        index.extend_from_slice(&p.offset.to_le_bytes());
+        index.extend_from_slice(&p.len.to_le_bytes());
+        index.extend_from_slice(&p.traces.to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&index);
+    index.extend_from_slice(&crc.to_le_bytes());
+    index
 }
 
 /// Parse an `index` object.
@@ -264,6 +274,22 @@ impl BlockFormat for Rb1 {
         Ok(meta)
     }
 
+    fn builder(
+        &self,
+        tenant: &str,
+        block_id: uuid::Uuid,
+        spool: SpoolDir,
+        hints: BuildHints,
+    ) -> Result<Box<dyn BlockBuilder>> {
+        Ok(Box::new(stream::Rb1Builder::new(
+            &self.settings,
+            tenant,
+            block_id,
+            spool,
+            hints,
+        )?))
+    }
+
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>> {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
         let corrupt = |object: &'static str, message: String| Error::CorruptBlock {
@@ -322,6 +348,16 @@ impl BlockReader for Rb1Reader {
         let raw = zstd::stream::decode_all(bytes.as_ref())
             .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
         scan_page(&raw, id).map_err(corrupt)
+    }
+
+    fn cursor(&self) -> Option<Box<dyn TraceCursor>> {
+        Some(Box::new(stream::Rb1Cursor::new(
+            self.store.clone(),
+            self.tenant.clone(),
+            self.id,
+            self.data_key.clone(),
+            self.pages.clone(),
+        )))
     }
 
     async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {

@@ -1,5 +1,7 @@
-//! Merging blocks: read every input whole, k-way merge by trace id, combine the parts of a
-//! trace found in several inputs, and write one output block in the write format.
+//! Merging blocks: read the inputs a batch at a time in trace-id order (k-way), combine
+//! the parts of a trace found in several inputs, and encode one output block in the write
+//! format into the local spool as the merge goes, so a job holds a batch of each input and
+//! the row group being written, never whole blocks.
 //!
 //! Combining works on the protobuf encoding without decoding spans: resources and scopes
 //! with equal encodings are combined and a span id seen twice is kept once (the first
@@ -7,16 +9,17 @@
 //! only is copied as it is unless it holds a duplicate span id.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
+use std::path::Path;
 
-use bytes::Bytes;
 use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
-use crate::block::index::block_key;
+use crate::block::build::{BlockBuilder, BuildHints, BuiltBlock, SpoolDir};
 use crate::block::meta::META_OBJECT;
 use crate::block::{
-    BlockFormat, BlockInput, BlockMeta, EncodingSettings, TraceRecord, format_by_name,
+    BlockFormat, BlockMeta, EncodingSettings, InMemoryCursor, TraceCursor, TraceRecord,
+    format_by_name,
 };
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
@@ -38,64 +41,128 @@ pub struct MergedTrace {
     pub spans: u32,
 }
 
-/// Read `inputs` whole (each with its own format) and merge them. Reads only.
-pub async fn read_and_merge(
+/// One input being read: its cursor and the traces fetched and not yet merged.
+struct Input {
+    cursor: Box<dyn TraceCursor>,
+    buffered: VecDeque<(TraceId, Vec<u8>)>,
+    done: bool,
+}
+
+impl Input {
+    /// Fetch the next batch when nothing is buffered (a cursor may return empty batches).
+    async fn fill(&mut self) -> Result<()> {
+        while self.buffered.is_empty() && !self.done {
+            match self.cursor.next_batch().await? {
+                Some(batch) => {
+                    // The trait promises id order; a format that broke it must not make
+                    // the output unsorted.
+                    if !batch.is_sorted_by(|a, b| a.0 < b.0) {
+                        return Err(Error::Internal(
+                            "a compaction input returned traces out of id order".into(),
+                        ));
+                    }
+                    self.buffered.extend(batch);
+                }
+                None => self.done = true,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Open `m` and return a cursor over its traces in id order.
+async fn open_input(
+    store: &BlockStore,
+    settings: &EncodingSettings,
+    m: &BlockMeta,
+) -> Result<Box<dyn TraceCursor>> {
+    let format = format_by_name(&m.format, settings).ok_or_else(|| Error::CorruptBlock {
+        tenant: m.tenant_id.clone(),
+        block_id: m.block_id.to_string(),
+        object: META_OBJECT,
+        message: format!("block format {:?} cannot be read by this build", m.format),
+    })?;
+    let reader = format.open(store, m).await?;
+    Ok(match reader.cursor() {
+        Some(c) => c,
+        None => {
+            let mut all = reader.read_all().await?;
+            all.sort_by_key(|a| a.0);
+            Box::new(InMemoryCursor::new(all))
+        }
+    })
+}
+
+/// Merge `inputs` (each in its own format; earlier inputs win duplicate spans) into block
+/// `output` of `tenant`, encoded by `format` in a spool directory under `spool_root`.
+/// Reads only: the caller uploads the result.
+pub async fn merge_into(
     store: &BlockStore,
     settings: &EncodingSettings,
     inputs: &[BlockMeta],
-) -> Result<Vec<MergedTrace>> {
-    let mut parts = Vec::with_capacity(inputs.len());
-    for m in inputs {
-        let format = format_by_name(&m.format, settings).ok_or_else(|| Error::CorruptBlock {
-            tenant: m.tenant_id.clone(),
-            block_id: m.block_id.to_string(),
-            object: META_OBJECT,
-            message: format!("block format {:?} cannot be read by this build", m.format),
-        })?;
-        let reader = format.open(store, m).await?;
-        parts.push(reader.read_all().await?);
-    }
-    crate::cpu::run_heavy(move || merge_sorted(parts))
-}
-
-/// Write merged traces as block `output` of `tenant` at compaction level `level`. The
-/// format writes every object with `meta.json` last; when the format's `meta.json` carries
-/// another level, `meta.json` is written once more with `level`.
-pub async fn write_output(
-    store: &BlockStore,
     format: &dyn BlockFormat,
     tenant: &str,
     output: Uuid,
-    level: u32,
-    traces: &[MergedTrace],
-) -> Result<BlockMeta> {
-    let records: Vec<TraceRecord<'_>> = traces
-        .iter()
-        .map(|t| TraceRecord {
+    spool_root: &Path,
+) -> Result<BuiltBlock> {
+    let mut open = Vec::with_capacity(inputs.len());
+    for m in inputs {
+        open.push(Input {
+            cursor: open_input(store, settings, m).await?,
+            buffered: VecDeque::new(),
+            done: false,
+        });
+    }
+    let hints = BuildHints {
+        start_ns: inputs.iter().map(super::plan::start_ns).min().unwrap_or(0),
+        traces: inputs.iter().map(|m| m.total_objects as usize).sum(),
+    };
+    let spool = SpoolDir::create(spool_root, output)?;
+    let mut builder = format.builder(tenant, output, spool, hints)?;
+    loop {
+        for input in &mut open {
+            input.fill().await?;
+        }
+        if open.iter().all(|i| i.done && i.buffered.is_empty()) {
+            break;
+        }
+        crate::cpu::run_heavy(|| merge_buffered(&mut open, builder.as_mut()))?;
+    }
+    crate::cpu::run_heavy(|| builder.finish())
+}
+
+/// Merge and write traces while every input that is not finished has some buffered (so
+/// the smallest id is known); stops when one of them runs dry.
+fn merge_buffered(inputs: &mut [Input], builder: &mut dyn BlockBuilder) -> Result<()> {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if inputs.iter().any(|i| i.buffered.is_empty() && !i.done) {
+            return Ok(());
+        }
+        let Some(id) = inputs
+            .iter()
+            .filter_map(|i| i.buffered.front().map(|(id, _)| *id))
+            .min()
+        else {
+            return Ok(());
+        };
+        parts.clear();
+        for input in inputs.iter_mut() {
+            while input.buffered.front().is_some_and(|(t, _)| *t == id) {
+                if let Some((_, bytes)) = input.buffered.pop_front() {
+                    parts.push(bytes);
+                }
+            }
+        }
+        let t = merge_trace(id, std::mem::take(&mut parts))?;
+        builder.push(&TraceRecord {
             id: t.id,
             data: &t.data,
             start_ns: t.start_ns,
             end_ns: t.end_ns,
             spans: t.spans,
-        })
-        .collect();
-    let mut meta = format
-        .write(
-            store,
-            BlockInput {
-                tenant,
-                block_id: output,
-                traces: &records,
-            },
-        )
-        .await?;
-    if meta.compaction_level != level {
-        meta.compaction_level = level;
-        store
-            .put(&block_key(&meta, META_OBJECT), Bytes::from(meta.to_json()))
-            .await?;
+        })?;
     }
-    Ok(meta)
 }
 
 /// Merge inputs that are each sorted by trace id into one list sorted by id with unique

@@ -75,6 +75,8 @@ pub struct Compactor {
     format: Arc<dyn BlockFormat>,
     metrics: Arc<Metrics>,
     blocks: Option<Arc<BlockList>>,
+    /// Where outputs are encoded before upload.
+    spool: std::path::PathBuf,
     cache: Mutex<MetaCache>,
     /// One cycle at a time.
     running: tokio::sync::Mutex<()>,
@@ -99,6 +101,7 @@ impl Compactor {
             format,
             metrics,
             blocks: None,
+            spool: config.storage.trace.wal.path.join(crate::server::SPOOL_DIR),
             cache: Mutex::new(MetaCache::default()),
             running: tokio::sync::Mutex::new(()),
         })
@@ -372,24 +375,26 @@ impl Compactor {
         now: SystemTime,
         report: &mut CycleReport,
     ) -> Result<()> {
-        let merged = merge::read_and_merge(&self.store, &self.settings, &job.inputs).await?;
         let output = Uuid::new_v4();
         let level = job.output_level();
+        let mut built = merge::merge_into(
+            &self.store,
+            &self.settings,
+            &job.inputs,
+            self.format.as_ref(),
+            &st.tenant,
+            output,
+            &self.spool,
+        )
+        .await?;
+        built.meta.compaction_level = level;
         let record = JobRecord {
             inputs: job.inputs.iter().map(|m| m.block_id).collect(),
             compaction_level: level,
             created_at: rfc3339(system_ns(now)),
         };
         st.write_job(&self.store, &output, &record).await?;
-        let meta = merge::write_output(
-            &self.store,
-            self.format.as_ref(),
-            &st.tenant,
-            output,
-            level,
-            &merged,
-        )
-        .await?;
+        let meta = crate::block::build::upload(&self.store, built).await?;
         st.wrote(&output, crate::block::meta::META_OBJECT);
         report.blocks_written += 1;
         self.metrics.compaction_blocks_written.inc();

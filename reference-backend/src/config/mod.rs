@@ -57,7 +57,8 @@ pub struct ServerConfig {
     pub http_listen_address: String,
     /// Port the query API binds; 0 picks a free port (see `--listen-report`).
     pub http_listen_port: u16,
-    /// How long graceful shutdown may take before the process exits anyway.
+    /// How long graceful shutdown lets a block write under way finish before stopping
+    /// it (what is not in a block stays in the WAL and is replayed at the next start).
     pub graceful_shutdown_timeout: HumanDuration,
 }
 
@@ -66,7 +67,7 @@ impl Default for ServerConfig {
         Self {
             http_listen_address: "127.0.0.1".into(),
             http_listen_port: 3200,
-            graceful_shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+            graceful_shutdown_timeout: HumanDuration(Duration::from_secs(5)),
         }
     }
 }
@@ -151,14 +152,17 @@ pub const DEFAULT_MAX_REQUEST: ByteSize = ByteSize::mib(16);
 pub struct IngesterConfig {
     /// A trace with no new spans for this long moves from the live set to the head block.
     pub trace_idle_period: HumanDuration,
-    /// The head block is cut and flushed once it is this old.
+    /// The head block is cut and flushed once it is this old; a trace still receiving
+    /// spans after this long moves to the head block anyway.
     pub max_block_duration: HumanDuration,
-    /// The head block is cut and flushed once it holds this many bytes.
+    /// The head block is cut and flushed once it holds this many bytes of spans.
     pub max_block_bytes: ByteSize,
     /// How often idle traces are moved and the head block is checked.
     pub flush_check_period: HumanDuration,
-    /// Bound on bytes held in memory (live traces, head block and blocks waiting to be
-    /// flushed). Past it ingest answers 503 / UNAVAILABLE with `Retry-After`.
+    /// Bound on the memory of the index of traces not yet in a block (live traces, head
+    /// block and blocks waiting to be written; their spans are in the WAL). It fills only
+    /// while blocks cannot be written; past it ingest answers 503 / UNAVAILABLE with
+    /// `Retry-After`.
     pub max_memory_bytes: ByteSize,
     /// First delay between retries of a failed flush; doubles up to `flush_retry_max_backoff`.
     pub flush_retry_backoff: HumanDuration,
@@ -173,10 +177,10 @@ impl Default for IngesterConfig {
     fn default() -> Self {
         Self {
             trace_idle_period: HumanDuration(Duration::from_secs(5)),
-            max_block_duration: HumanDuration(Duration::from_secs(30 * 60)),
-            max_block_bytes: ByteSize::mib(500),
-            flush_check_period: HumanDuration(Duration::from_secs(10)),
-            max_memory_bytes: ByteSize::gib(1),
+            max_block_duration: HumanDuration(Duration::from_secs(30)),
+            max_block_bytes: ByteSize::mib(256),
+            flush_check_period: HumanDuration(Duration::from_secs(1)),
+            max_memory_bytes: ByteSize::mib(256),
             flush_retry_backoff: HumanDuration(Duration::from_millis(100)),
             flush_retry_max_backoff: HumanDuration(Duration::from_secs(10)),
             flush_wait_timeout: HumanDuration(Duration::from_secs(30)),

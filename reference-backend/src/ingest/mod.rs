@@ -153,10 +153,12 @@ impl Ingester {
         self.store(tenant, size, batch).await
     }
 
-    /// Rate limit and memory/WAL bounds.
+    /// Rate limit and memory/WAL bounds. Memory holds the index of traces not yet in a
+    /// block, and the WAL their spans: both grow only while blocks are not written (a
+    /// failing or slow store), so these bounds are what pushes back on clients then.
     fn admit(&self, tenant: &str, size: u64) -> Result<()> {
-        let held = self.live.bytes();
-        if held + size > self.limits.max_memory_bytes {
+        let held = self.live.memory_bytes();
+        if held >= self.limits.max_memory_bytes {
             return Err(Error::Backpressure {
                 reason: format!(
                     "memory bound reached ({held} bytes held, limit {} bytes, {})",
@@ -195,15 +197,16 @@ impl Ingester {
         let accepted = batch.spans - rejected;
         if !kept.is_empty() {
             let _gate = self.wal_gate.read().await;
-            let segment = match self.wal.append(tenant, &kept).await {
-                Ok(s) => s,
+            let at = match self.wal.append(tenant, &kept).await {
+                Ok(at) => at,
                 Err(e) => {
                     self.metrics.reject("wal_error", tenant, batch.spans);
                     return Err(e);
                 }
             };
-            self.live.insert(tenant, segment, kept);
-            self.metrics.memory_bytes.set(self.live.bytes());
+            let refs = crate::wal::record::fragment_refs(at.offset, tenant, &kept);
+            self.live.insert(tenant, at.segment, &refs);
+            self.metrics.memory_bytes.set(self.live.memory_bytes());
         }
         let label = TenantLabel {
             tenant: tenant.to_owned(),

@@ -18,6 +18,8 @@ use crate::metrics::Metrics;
 
 /// How many blocks are read at once.
 const CONCURRENT_BLOCKS: usize = 4;
+/// Bytes of traces not yet in a block (read back from the WAL) evaluated at once.
+const LIVE_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 
 /// The merged answer of a search, with what it read.
 #[derive(Debug, Clone, Default)]
@@ -85,15 +87,22 @@ impl Searcher {
     /// Run `plan` over `tenant`'s data.
     pub async fn search(&self, tenant: &str, plan: &SearchPlan) -> Result<SearchOutcome> {
         let range = plan.start_ns.zip(plan.end_ns);
-        let live = self
-            .live
-            .snapshot_where(tenant, |s, e| range.is_none_or(|r| e >= r.0 && s <= r.1));
-        let live_plan = plan.clone();
-        let live_result = crate::cpu::run_heavy(move || {
-            let mut r = search_encoded(live.iter().map(|(id, b)| (*id, b.as_slice())), &live_plan)?;
-            r.inspected_bytes = live.iter().map(|(_, b)| b.len() as u64).sum();
-            Ok::<_, crate::Error>(r)
-        })?;
+        let mut live = self.live.snapshot_where(
+            tenant,
+            |s, e| range.is_none_or(|r| e >= r.0 && s <= r.1),
+            LIVE_CHUNK_BYTES,
+        )?;
+        let mut live_results = Vec::new();
+        while let Some(r) = crate::cpu::run_heavy(|| {
+            let Some(chunk) = live.next_chunk()? else {
+                return Ok::<_, crate::Error>(None);
+            };
+            let mut r = search_encoded(chunk.iter().map(|(id, b)| (*id, b.as_slice())), plan)?;
+            r.inspected_bytes = chunk.iter().map(|(_, b)| b.len() as u64).sum();
+            Ok(Some(r))
+        })? {
+            live_results.push(r);
+        }
         let blocks = self.blocks_in_range(tenant, range);
         let mut out = SearchOutcome {
             total_blocks: blocks.len() as u64,
@@ -114,7 +123,9 @@ impl Searcher {
                 }
             }
         };
-        add(live_result, &mut out);
+        for r in live_results {
+            add(r, &mut out);
+        }
         let list = &self.blocks;
         let mut results = futures::stream::iter(blocks)
             .map(|block| async move {
@@ -144,11 +155,17 @@ impl Searcher {
         filter: &Expr,
     ) -> Result<TagOutcome> {
         let keep = move |s: u64, e: u64| range_ns.is_none_or(|r| e >= r.0 && s <= r.1);
-        let live = self.live.snapshot_where(tenant, keep);
-        let summary = crate::cpu::run_heavy(|| {
-            let traces = live.iter().map(|(id, b)| (*id, b.as_slice()));
-            TagSummary::from_encoded(traces, keep, filter)
-        })?;
+        let mut live = self.live.snapshot_where(tenant, keep, LIVE_CHUNK_BYTES)?;
+        let mut summary = TagSummary::default();
+        while let Some(s) = crate::cpu::run_heavy(|| {
+            let Some(chunk) = live.next_chunk()? else {
+                return Ok::<_, crate::Error>(None);
+            };
+            let traces = chunk.iter().map(|(id, b)| (*id, b.as_slice()));
+            TagSummary::from_encoded(traces, keep, filter).map(Some)
+        })? {
+            summary.merge(s);
+        }
         let blocks = self.blocks_in_range(tenant, range_ns);
         let mut out = TagOutcome {
             summary,

@@ -6,11 +6,15 @@
 //! after its bytes are on disk.
 //!
 //! Segments are named `<seq:016x>.wal`. `open` replays every segment (truncating a torn or
-//! corrupt tail with a warning) before the writer starts a fresh one. A segment is deleted
-//! only through [`Wal::delete_below`], which the flusher calls once every record in it is
-//! in a durable block.
+//! corrupt tail with a warning) before the writer starts a fresh one; replay keeps where
+//! each fragment is, not its bytes. A segment is deleted only through
+//! [`Wal::delete_below`], which the flusher calls once every record in it is in a durable
+//! block. Until then the segments are where unflushed spans live: the live store reads
+//! them back through [`SegmentFiles`].
 
+pub mod files;
 pub mod record;
+pub mod replay;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -27,7 +31,9 @@ use tracing::{info, warn};
 use crate::error::{Error, Result};
 use crate::ingest::batch::Fragment;
 use crate::metrics::Metrics;
-pub use record::Record;
+pub use files::{Located, SegmentFiles};
+pub use record::{FragmentRef, Record};
+pub use replay::ReplayedRecord;
 
 /// Segments rotate once they pass this size.
 const SEGMENT_MAX_BYTES: u64 = 128 * 1024 * 1024;
@@ -37,11 +43,20 @@ const GROUP_MAX_BYTES: usize = 16 * 1024 * 1024;
 enum Command {
     Append {
         data: Vec<u8>,
-        done: oneshot::Sender<Result<u64>>,
+        done: oneshot::Sender<Result<Appended>>,
     },
     Rotate {
         done: oneshot::Sender<Result<u64>>,
     },
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Segment holding the record.
+    pub segment: u64,
+    /// File offset of the record in that segment.
+    pub offset: u64,
 }
 
 /// Handle to the WAL writer.
@@ -49,6 +64,7 @@ pub struct Wal {
     tx: mpsc::UnboundedSender<Command>,
     dir: PathBuf,
     shared: Arc<Shared>,
+    files: Arc<SegmentFiles>,
 }
 
 struct Shared {
@@ -68,17 +84,17 @@ impl Shared {
     }
 }
 
-/// What replay found: records in order, each with the segment that holds it.
+/// What replay found: records in order, each with where its fragments are.
 pub struct Replay {
-    /// `(segment, record)` in log order.
-    pub records: Vec<(u64, Record)>,
+    /// Records in log order.
+    pub records: Vec<ReplayedRecord>,
     /// Segments read.
     pub segments: usize,
     /// Bytes cut from torn or corrupt tails.
     pub truncated_bytes: u64,
 }
 
-fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.wal"))
 }
 
@@ -113,54 +129,6 @@ fn list_segments(dir: &Path) -> Result<BTreeMap<u64, u64>> {
     Ok(out)
 }
 
-/// Read one segment, truncating a bad tail. Returns records and bytes cut.
-fn replay_segment(path: &Path) -> Result<(Vec<Record>, u64)> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
-    if data.len() < record::HEADER_LEN || &data[..6] != record::MAGIC {
-        warn!(path = %path.display(), len = data.len(), "wal segment has no valid header, truncating it");
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.set_len(0).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
-        return Ok((Vec::new(), data.len() as u64));
-    }
-    let version = u16::from_le_bytes([data[6], data[7]]);
-    if version != record::VERSION {
-        return Err(Error::Wal {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "wal segment version {version} is not supported (this release reads version {})",
-                record::VERSION
-            )),
-        });
-    }
-    let (records, stop) = record::decode_all(&data);
-    let cut_at = match stop {
-        record::Stop::End => None,
-        record::Stop::Torn { offset } => {
-            warn!(path = %path.display(), offset, "wal segment has a torn tail, truncating");
-            Some(offset)
-        }
-        record::Stop::Corrupt { offset, reason } => {
-            warn!(path = %path.display(), offset, %reason, "wal segment has a corrupt record, truncating from it");
-            Some(offset)
-        }
-    };
-    let mut cut = 0;
-    if let Some(offset) = cut_at {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.set_len(offset as u64).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
-        cut = (data.len() - offset) as u64;
-    }
-    Ok((records, cut))
-}
-
 fn create_segment(dir: &Path, seq: u64) -> Result<File> {
     let path = segment_path(dir, seq);
     let mut f = OpenOptions::new()
@@ -187,13 +155,13 @@ impl Wal {
         let mut empty = Vec::new();
         for (&seq, size) in segments.iter_mut() {
             let path = segment_path(dir, seq);
-            let (records, cut) = replay_segment(&path)?;
+            let (records, cut) = replay::replay_segment(&path, seq)?;
             replay.truncated_bytes += cut;
             *size -= cut.min(*size);
             if records.is_empty() {
                 empty.push(seq);
             }
-            replay.records.extend(records.into_iter().map(|r| (seq, r)));
+            replay.records.extend(records);
         }
         let next = segments.keys().next_back().map_or(1, |s| s + 1);
         // Segments without records hold nothing to keep.
@@ -228,13 +196,20 @@ impl Wal {
                 tx,
                 dir: dir.to_path_buf(),
                 shared,
+                files: Arc::new(SegmentFiles::new(dir)),
             },
             replay,
         ))
     }
 
-    /// Append a record and wait until it is on disk. Returns the segment that holds it.
-    pub async fn append(&self, tenant: &str, fragments: &[Fragment]) -> Result<u64> {
+    /// Read handles of the segments (shared with the live store).
+    pub fn files(&self) -> &Arc<SegmentFiles> {
+        &self.files
+    }
+
+    /// Append a record and wait until it is on disk. Returns where it landed; the bytes of
+    /// its fragments are at [`record::fragment_refs`] from there.
+    pub async fn append(&self, tenant: &str, fragments: &[Fragment]) -> Result<Appended> {
         let data = record::encode(tenant, fragments);
         let (done, rx) = oneshot::channel();
         self.tx
@@ -242,6 +217,16 @@ impl Wal {
             .map_err(|_| Error::NotReady("wal writer stopped"))?;
         rx.await
             .map_err(|_| Error::NotReady("wal writer stopped"))?
+    }
+
+    /// [`Wal::rotate`] when the open segment holds records; otherwise its number.
+    pub async fn rotate_if_written(&self) -> Result<u64> {
+        let current = self.current();
+        let size = self.shared.segments.lock().get(&current).copied();
+        if size.is_some_and(|s| s <= record::HEADER_LEN as u64) {
+            return Ok(current);
+        }
+        self.rotate().await
     }
 
     /// Close the open segment and start a new one; returns the new segment's number.
@@ -266,6 +251,7 @@ impl Wal {
             .range(..seq.min(current))
             .map(|(s, _)| *s)
             .collect();
+        self.files.forget_below(seq.min(current));
         for s in &doomed {
             let path = segment_path(&self.dir, *s);
             match std::fs::remove_file(&path) {
@@ -336,11 +322,15 @@ impl Writer {
 
     /// Write a group, fsync once, then acknowledge.
     fn commit(&mut self, group: &mut Vec<Command>) {
-        let mut acks: Vec<(oneshot::Sender<Result<u64>>, u64)> = Vec::new();
+        let mut acks: Vec<(oneshot::Sender<Result<Appended>>, Appended)> = Vec::new();
         let mut failed: Option<String> = None;
         for cmd in group.drain(..) {
             match cmd {
                 Command::Append { data, done } => {
+                    let at = Appended {
+                        segment: self.seq,
+                        offset: self.size,
+                    };
                     if failed.is_none() {
                         if let Err(e) = self.file.write_all(&data) {
                             failed = Some(e.to_string());
@@ -349,7 +339,7 @@ impl Writer {
                             self.shared.metrics.wal_records.inc();
                         }
                     }
-                    acks.push((done, self.seq));
+                    acks.push((done, at));
                 }
                 Command::Rotate { done } => {
                     // Make what came before durable, then switch.
@@ -368,9 +358,9 @@ impl Writer {
         }
         self.shared.segments.lock().insert(self.seq, self.size);
         self.shared.publish();
-        for (done, seq) in acks {
+        for (done, at) in acks {
             let r = match &failed {
-                None => Ok(seq),
+                None => Ok(at),
                 Some(m) => Err(Error::Wal {
                     path: self.path(),
                     source: std::io::Error::other(m.clone()),
@@ -436,19 +426,35 @@ mod tests {
         {
             let (wal, replay) = Wal::open(dir.path(), m.clone()).unwrap();
             assert!(replay.records.is_empty());
-            let s1 = wal.append("a", &[frag(1)]).await.unwrap();
+            let s1 = wal.append("a", &[frag(1)]).await.unwrap().segment;
             let s2 = wal.rotate().await.unwrap();
             assert_eq!(s2, s1 + 1);
-            let s3 = wal.append("b", &[frag(2), frag(3)]).await.unwrap();
-            assert_eq!(s3, s2);
+            let frags = [frag(2), frag(3)];
+            let at = wal.append("b", &frags).await.unwrap();
+            assert_eq!(at.segment, s2);
+            // The fragments' bytes can be read back where the append says they are.
+            for (r, f) in record::fragment_refs(at.offset, "b", &frags)
+                .iter()
+                .zip(&frags)
+            {
+                let mut out = Vec::new();
+                let part = wal.files().locate(at.segment, r.offset, r.len).unwrap();
+                wal.files().read_into(&[part], &mut out).unwrap();
+                assert_eq!(out, f.bytes);
+            }
         }
         let (wal, replay) = Wal::open(dir.path(), m.clone()).unwrap();
         let got: Vec<_> = replay
             .records
             .iter()
-            .map(|(s, r)| (*s, r.tenant.clone(), r.fragments.len()))
+            .map(|r| (r.segment, r.tenant.clone(), r.fragments.len()))
             .collect();
         assert_eq!(got, vec![(1, "a".into(), 1), (2, "b".into(), 2)]);
+        let mut out = Vec::new();
+        let f = replay.records[1].fragments[1];
+        let part = wal.files().locate(2, f.offset, f.len).unwrap();
+        wal.files().read_into(&[part], &mut out).unwrap();
+        assert_eq!(out, frag(3).bytes);
         assert_eq!(wal.current(), 3);
         assert_eq!(wal.delete_below(2).unwrap(), 1);
         assert_eq!(wal.segments(), vec![2, 3]);
@@ -489,6 +495,6 @@ mod tests {
         let (_, replay) = Wal::open(dir.path(), m).unwrap();
         assert_eq!(replay.records.len(), 1);
         assert!(replay.truncated_bytes > 0);
-        assert_eq!(replay.records[0].1.fragments[0].trace_id, [1; 16]);
+        assert_eq!(replay.records[0].fragments[0].trace_id, [1; 16]);
     }
 }

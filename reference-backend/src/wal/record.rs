@@ -18,7 +18,8 @@ pub const MAGIC: &[u8; 6] = b"RBWAL\0";
 pub const VERSION: u16 = 1;
 /// Header length.
 pub const HEADER_LEN: usize = 8;
-const FRAME_LEN: usize = 8;
+/// Length of a record's frame (length and checksum).
+pub const FRAME_LEN: usize = 8;
 const FRAGMENT_HEAD: usize = 16 + 4 + 8 + 8 + 4;
 
 /// The segment header bytes.
@@ -64,6 +65,84 @@ pub fn encode(tenant: &str, fragments: &[Fragment]) -> Vec<u8> {
     let crc = crc32c::crc32c(&out[FRAME_LEN..]);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     out
+}
+
+/// One fragment's summary and where its bytes sit in a segment file: what the live store
+/// keeps instead of the bytes themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentRef {
+    /// Trace id.
+    pub trace_id: TraceId,
+    /// Spans in the fragment.
+    pub spans: u32,
+    /// Earliest span start (unix ns).
+    pub start_ns: u64,
+    /// Latest span end (unix ns).
+    pub end_ns: u64,
+    /// File offset of the fragment's bytes in its segment.
+    pub offset: u64,
+    /// Length of the fragment's bytes.
+    pub len: u32,
+}
+
+/// Where each fragment of a record written at file offset `record_offset` (by
+/// [`encode`] with the same tenant and fragments) keeps its bytes.
+pub fn fragment_refs(record_offset: u64, tenant: &str, fragments: &[Fragment]) -> Vec<FragmentRef> {
+    let mut pos = record_offset + (FRAME_LEN + 2 + tenant.len() + 4) as u64;
+    fragments
+        .iter()
+        .map(|f| {
+            pos += FRAGMENT_HEAD as u64;
+            let r = FragmentRef {
+                trace_id: f.trace_id,
+                spans: f.spans,
+                start_ns: f.start_ns,
+                end_ns: f.end_ns,
+                offset: pos,
+                len: f.bytes.len() as u32,
+            };
+            pos += f.bytes.len() as u64;
+            r
+        })
+        .collect()
+}
+
+/// The tenant and fragment references of a record body that starts at file offset
+/// `body_offset`, without copying fragment bytes. `None` when the body is malformed.
+pub fn scan_body(body: &[u8], body_offset: u64) -> Option<(String, Vec<FragmentRef>)> {
+    let mut c = Cursor(body);
+    let tlen = c.u16()? as usize;
+    let tenant = std::str::from_utf8(c.take(tlen)?).ok()?.to_owned();
+    let n = c.u32()? as usize;
+    let mut out = Vec::with_capacity(n.min(body.len() / FRAGMENT_HEAD));
+    for _ in 0..n {
+        let trace_id: TraceId = c.take(16)?.try_into().ok()?;
+        let spans = c.u32()?;
+        let start_ns = c.u64()?;
+        let end_ns = c.u64()?;
+        let len = c.u32()?;
+        let offset = body_offset + (body.len() - c.0.len()) as u64;
+        c.take(len as usize)?;
+        out.push(FragmentRef {
+            trace_id,
+            spans,
+            start_ns,
+            end_ns,
+            offset,
+            len,
+        });
+    }
+    if !c.0.is_empty() {
+        return None;
+    }
+    Some((tenant, out))
+}
+
+/// Length and checksum from a record's frame.
+pub fn frame(head: &[u8; FRAME_LEN]) -> (usize, u32) {
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    (len, crc)
 }
 
 /// Why reading stopped before the end of a segment.
@@ -232,6 +311,26 @@ mod tests {
                 offset: HEADER_LEN + a.len()
             }
         );
+    }
+
+    #[test]
+    fn fragment_refs_point_at_the_fragment_bytes() {
+        let frags = [frag(1), frag(2), frag(5)];
+        let a = encode("t1", &[frag(3)]);
+        let b = encode("tenant-b", &frags);
+        let s = segment(&[a.clone(), b]);
+        let at = (HEADER_LEN + a.len()) as u64;
+        let refs = fragment_refs(at, "tenant-b", &frags);
+        for (r, f) in refs.iter().zip(&frags) {
+            let (o, l) = (r.offset as usize, r.len as usize);
+            assert_eq!(&s[o..o + l], f.bytes.as_slice());
+            assert_eq!((r.trace_id, r.spans), (f.trace_id, f.spans));
+        }
+        let body_at = at as usize + FRAME_LEN;
+        let (tenant, scanned) = scan_body(&s[body_at..], body_at as u64).unwrap();
+        assert_eq!(tenant, "tenant-b");
+        assert_eq!(scanned, refs);
+        assert!(scan_body(&s[body_at..s.len() - 1], body_at as u64).is_none());
     }
 
     #[test]

@@ -44,6 +44,7 @@
 
 mod builder;
 mod cols;
+mod cursor;
 mod eval;
 mod fetch;
 mod hits;
@@ -65,16 +66,18 @@ use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
 use super::bloom::{self, Bloom};
+use super::build::{BlockBuilder, BuildHints, BuiltBlock, Object, SpoolDir};
 use super::meta::{self, BlockMeta};
 use super::{
-    BlockFormat, BlockInput, BlockReader, EncodingSettings, load_blooms, object_key, put_block,
+    BlockFormat, BlockInput, BlockReader, EncodingSettings, TraceCursor, TraceRecord, load_blooms,
+    object_key, put_block,
 };
 use crate::error::{Error, Result};
 use crate::search::{SearchPlan, SearchResult};
 use crate::store::BlockStore;
 use fetch::{FetchError, Fetcher, Footer};
 
-pub use write::{EncodedBlock, encode};
+pub use write::{EncodedBlock, Encoder, encode};
 
 /// The `format` value in `meta.json`.
 pub const FORMAT: &str = "rb2";
@@ -118,6 +121,28 @@ impl BlockFormat for Rb2 {
         Ok(meta)
     }
 
+    fn builder(
+        &self,
+        tenant: &str,
+        block_id: Uuid,
+        spool: SpoolDir,
+        hints: BuildHints,
+    ) -> Result<Box<dyn BlockBuilder>> {
+        let path = spool.file("data");
+        let file = std::fs::File::create(&path).map_err(|source| Error::Spool {
+            path: path.clone(),
+            source,
+        })?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        Ok(Box::new(Rb2Builder {
+            tenant: tenant.to_owned(),
+            block_id,
+            encoder: Encoder::new(out, &self.settings, hints.start_ns, hints.traces),
+            path,
+            spool,
+        }))
+    }
+
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>> {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
         let corrupt = |object: &'static str, message: String| Error::CorruptBlock {
@@ -140,6 +165,62 @@ impl BlockFormat for Rb2 {
             footer: Arc::new(footer),
             blooms,
         }))
+    }
+}
+
+/// An rb2 block being written into its spool file.
+struct Rb2Builder {
+    tenant: String,
+    block_id: Uuid,
+    encoder: Encoder<std::io::BufWriter<std::fs::File>>,
+    path: std::path::PathBuf,
+    spool: SpoolDir,
+}
+
+impl BlockBuilder for Rb2Builder {
+    fn push(&mut self, t: &TraceRecord<'_>) -> Result<()> {
+        self.encoder
+            .push(t.id, t.data)
+            .map_err(|e| Error::Internal(format!("rb2 encode: {e}")))
+    }
+
+    fn finish(self: Box<Self>) -> Result<BuiltBlock> {
+        let Rb2Builder {
+            tenant,
+            block_id,
+            encoder,
+            path,
+            spool,
+        } = *self;
+        let (out, s) = encoder
+            .finish()
+            .map_err(|e| Error::Internal(format!("rb2 encode: {e}")))?;
+        let spool_err = |source| Error::Spool {
+            path: path.clone(),
+            source,
+        };
+        let file = out.into_inner().map_err(|e| spool_err(e.into_error()))?;
+        let size = file.metadata().map_err(spool_err)?.len();
+        drop(file);
+        let meta = BlockMeta {
+            format: FORMAT.into(),
+            block_id,
+            tenant_id: tenant,
+            start_time: meta::rfc3339(s.start_ns),
+            end_time: meta::rfc3339(s.end_ns),
+            total_objects: s.traces,
+            total_spans: s.spans,
+            size,
+            encoding: "zstd".into(),
+            bloom_shards: s.blooms.len() as u32,
+            compaction_level: 0,
+        };
+        Ok(BuiltBlock {
+            meta,
+            objects: vec![("data", Object::File(path, size))],
+            blooms: s.blooms,
+            spool,
+        })
     }
 }
 
@@ -330,6 +411,15 @@ impl BlockReader for Rb2Reader {
             }
             Ok(asm.finish())
         })
+    }
+
+    fn cursor(&self) -> Option<Box<dyn TraceCursor>> {
+        Some(Box::new(cursor::Rb2Cursor::new(
+            self.fetcher(),
+            self.footer.clone(),
+            self.tenant.clone(),
+            self.id,
+        )))
     }
 
     async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {

@@ -99,6 +99,12 @@ impl Assembler {
         Ok(())
     }
 
+    /// The traces completed so far (every one but the trace still being assembled), in
+    /// row order, handed over.
+    pub fn take_done(&mut self) -> Vec<(TraceId, Vec<u8>)> {
+        std::mem::take(&mut self.out)
+    }
+
     /// Every trace assembled, in row order.
     pub fn finish(mut self) -> Vec<(TraceId, Vec<u8>)> {
         self.flush();

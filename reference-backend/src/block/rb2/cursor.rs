@@ -1,0 +1,115 @@
+//! Reading a whole rb2 block in id order, a row group at a time: what compaction reads,
+//! so a job holds one row group of each input instead of whole blocks.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parquet::DecodeResult;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::push_decoder::{ParquetPushDecoder, RowGroupSelection};
+use tempo_api::trace_id::TraceId;
+use uuid::Uuid;
+
+use super::fetch::{FetchError, Fetcher, Footer};
+use super::read::Assembler;
+use crate::block::TraceCursor;
+use crate::error::{Error, Result};
+
+/// Rows decoded at once: the assembler carries traces across batch ends.
+const BATCH_ROWS: usize = 16 * 1024;
+
+/// Traces of one rb2 block in id order.
+pub struct Rb2Cursor {
+    fetcher: Fetcher,
+    footer: Arc<Footer>,
+    tenant: String,
+    id: Uuid,
+    next_rg: usize,
+    decoder: Option<ParquetPushDecoder>,
+    asm: Option<Assembler>,
+}
+
+impl Rb2Cursor {
+    /// Over the block behind `fetcher`, whose footer is `footer`.
+    pub fn new(fetcher: Fetcher, footer: Arc<Footer>, tenant: String, id: Uuid) -> Self {
+        let asm = Assembler::new(footer.base_ns, footer.dedicated.clone());
+        Rb2Cursor {
+            fetcher,
+            footer,
+            tenant,
+            id,
+            next_rg: 0,
+            decoder: None,
+            asm: Some(asm),
+        }
+    }
+
+    fn corrupt(&self, message: String) -> Error {
+        Error::CorruptBlock {
+            tenant: self.tenant.clone(),
+            block_id: self.id.to_string(),
+            object: "data",
+            message,
+        }
+    }
+}
+
+#[async_trait]
+impl TraceCursor for Rb2Cursor {
+    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+        loop {
+            if self.asm.is_none() {
+                return Ok(None);
+            }
+            if self.decoder.is_none() {
+                if self.next_rg >= self.footer.parquet().num_row_groups() {
+                    let rest = self.asm.take().map(Assembler::finish).unwrap_or_default();
+                    return Ok((!rest.is_empty()).then_some(rest));
+                }
+                let rg = self.next_rg;
+                self.next_rg += 1;
+                let dec = self
+                    .footer
+                    .decoder_with_batch(
+                        ProjectionMask::all(),
+                        vec![RowGroupSelection::new(rg, None)],
+                        BATCH_ROWS,
+                    )
+                    .map_err(|m| self.corrupt(m))?;
+                self.decoder = Some(dec);
+            }
+            let Some(dec) = self.decoder.as_mut() else {
+                continue;
+            };
+            let step = crate::cpu::run_heavy(|| dec.try_decode());
+            match step.map_err(|e| self.corrupt(e.to_string()))? {
+                DecodeResult::NeedsData(ranges) => {
+                    let bytes = self
+                        .fetcher
+                        .get_ranges(&ranges)
+                        .await
+                        .map_err(|e| match e {
+                            FetchError::Store(e) => e,
+                            FetchError::Corrupt(m) => self.corrupt(m),
+                        })?;
+                    if let Some(dec) = self.decoder.as_mut() {
+                        dec.push_ranges(ranges, bytes)
+                            .map_err(|e| self.corrupt(e.to_string()))?;
+                    }
+                }
+                DecodeResult::Data(batch) => {
+                    let Some(asm) = self.asm.as_mut() else {
+                        continue;
+                    };
+                    let done = crate::cpu::run_heavy(|| asm.push(&batch))
+                        .map(|()| asm.take_done())
+                        .map_err(|m| self.corrupt(m))?;
+                    if !done.is_empty() {
+                        return Ok(Some(done));
+                    }
+                }
+                DecodeResult::Finished => self.decoder = None,
+            }
+        }
+    }
+}
