@@ -56,6 +56,12 @@ pub struct RunArgs {
     /// Read back through this Tempo query URL.
     #[arg(long)]
     pub target_query: Option<String>,
+    /// Sample the backend's CPU and RSS from this local process id.
+    #[arg(long, value_name = "PID")]
+    pub target_pid: Option<u32>,
+    /// Sample the backend's CPU and RSS from this Prometheus `/metrics` URL.
+    #[arg(long, value_name = "URL")]
+    pub target_metrics: Option<String>,
     /// Override the protocol (`grpc`, `http-protobuf`, `http-json`).
     #[arg(long)]
     pub protocol: Option<String>,
@@ -170,6 +176,8 @@ pub async fn run(opts: Opts) -> Result<i32> {
                 target: TargetOverrides {
                     otlp: a.target_otlp.clone(),
                     query: a.target_query.clone(),
+                    pid: a.target_pid,
+                    metrics: a.target_metrics.clone(),
                     protocol: a.protocol.as_deref().map(parse_protocol).transpose()?,
                     tenant: a.tenant.clone(),
                 },

@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod sdk_run;
 pub mod shapes;
 pub mod sink;
+pub mod slope;
 pub mod stats;
 pub mod summary;
 pub mod target;

@@ -53,6 +53,10 @@ pub struct TargetOverrides {
     pub otlp: Option<String>,
     /// Query URL.
     pub query: Option<String>,
+    /// Backend process id for CPU and RSS sampling.
+    pub pid: Option<u32>,
+    /// Backend `/metrics` URL for CPU and RSS sampling (when no pid is given).
+    pub metrics: Option<String>,
     /// Protocol.
     pub protocol: Option<Protocol>,
     /// Tenant.
@@ -104,7 +108,11 @@ impl RunningTarget {
                 },
                 exporter: base(vec![otlp.clone()], tenant, Default::default()),
                 query,
-                resources: None,
+                resources: match (o.pid, &o.metrics) {
+                    (Some(p), _) => Some(Source::Pid(p)),
+                    (None, Some(m)) => Some(Source::Metrics(m.clone())),
+                    _ => None,
+                },
                 embedded: None,
             }
             .with_buildinfo()
@@ -126,8 +134,8 @@ impl RunningTarget {
                     .as_deref()
                     .map(|q| query_client(q, tenant.as_ref()))
                     .transpose()?;
-                let resources = match (pid, metrics) {
-                    (Some(p), _) => Some(Source::Pid(*p)),
+                let resources = match (o.pid.or(*pid), o.metrics.as_ref().or(metrics.as_ref())) {
+                    (Some(p), _) => Some(Source::Pid(p)),
                     (None, Some(m)) => Some(Source::Metrics(m.clone())),
                     _ => None,
                 };

@@ -84,6 +84,7 @@ impl Load {
                         query: Some(query.to_owned()),
                         protocol: None,
                         tenant,
+                        ..Default::default()
                     },
                     ..Default::default()
                 };
