@@ -1,6 +1,12 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: block encoding and protobuf decoding make many
+/// small allocations across threads, which glibc's allocator serves slowly and leaves
+/// fragmented (resident memory that is never returned).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let opts = reference_backend::cli::Opts::parse();
