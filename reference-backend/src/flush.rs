@@ -43,13 +43,73 @@ pub struct Flusher {
     spool: PathBuf,
     /// One cut round at a time.
     round: tokio::sync::Mutex<()>,
-    /// One block write at a time: encoding uses a core, and blocks waiting to be written
-    /// cost only their index in memory (their spans are in the WAL).
+    /// At most [`WRITERS`] block writes at a time: encoding uses a core each, and blocks
+    /// waiting to be written cost only their index in memory (their spans are in the WAL).
     writing: Semaphore,
     /// Blocks cut and not yet written; `/flush` waits for this to reach zero.
     pending: watch::Sender<usize>,
     /// Set at shutdown: writes stop at the next trace and are not retried.
     stopping: Arc<AtomicBool>,
+    /// Where blocks are encoded.
+    encoder: EncodeThread,
+}
+
+/// Blocks written at once: at high rates one core cannot encode as fast as spans arrive.
+const WRITERS: usize = 2;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The long-lived threads blocks are encoded on ([`WRITERS`] of them). Encoding allocates
+/// and frees a lot; on threads of their own that memory is reused block after block, where
+/// short-lived pool threads would each keep what they freed. Their names start like the
+/// runtime's workers so an embedded backend's CPU figures include them.
+struct EncodeThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl EncodeThread {
+    fn start() -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(parking_lot::Mutex::new(rx));
+        for i in 0..WRITERS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("rb-worker-blk{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                warn!(error = %e, "cannot start a block encoding thread");
+            }
+        }
+        EncodeThread { jobs }
+    }
+
+    /// Run `f` on the thread (or on the blocking pool when the thread is gone).
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        match self.jobs.send(job) {
+            Ok(()) => rx
+                .await
+                .map_err(|_| Error::Internal("block encoding thread stopped".into())),
+            Err(std::sync::mpsc::SendError(job)) => {
+                tokio::task::spawn_blocking(job)
+                    .await
+                    .map_err(|e| Error::Internal(format!("block write task: {e}")))?;
+                rx.await
+                    .map_err(|_| Error::Internal("block encoding task stopped".into()))
+            }
+        }
+    }
 }
 
 impl Flusher {
@@ -75,9 +135,10 @@ impl Flusher {
             metrics,
             spool,
             round: tokio::sync::Mutex::new(()),
-            writing: Semaphore::new(1),
+            writing: Semaphore::new(WRITERS),
             pending: watch::channel(0).0,
             stopping: Arc::new(AtomicBool::new(false)),
+            encoder: EncodeThread::start(),
         })
     }
 
@@ -223,26 +284,27 @@ impl Flusher {
         };
         let mut builder = self.format.builder(&block.tenant, block.id, spool, hints)?;
         let (live, b, stopping) = (self.live.clone(), block.clone(), self.stopping.clone());
-        let built = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
-            for (id, d) in &b.traces {
-                if stopping.load(Ordering::Acquire) {
-                    return Err(Error::NotReady("shutting down"));
+        let built = self
+            .encoder
+            .run(move || {
+                let mut buf = Vec::new();
+                for (id, d) in &b.traces {
+                    if stopping.load(Ordering::Acquire) {
+                        return Err(Error::NotReady("shutting down"));
+                    }
+                    buf.clear();
+                    live.read_trace(d, &mut buf)?;
+                    builder.push(&TraceRecord {
+                        id: *id,
+                        data: &buf,
+                        start_ns: d.start_ns,
+                        end_ns: d.end_ns,
+                        spans: d.spans,
+                    })?;
                 }
-                buf.clear();
-                live.read_trace(d, &mut buf)?;
-                builder.push(&TraceRecord {
-                    id: *id,
-                    data: &buf,
-                    start_ns: d.start_ns,
-                    end_ns: d.end_ns,
-                    spans: d.spans,
-                })?;
-            }
-            builder.finish()
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("block write task: {e}")))??;
+                builder.finish()
+            })
+            .await??;
         build::upload(self.blocks.store(), built).await
     }
 

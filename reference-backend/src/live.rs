@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
+use crate::block::EncodedTraces;
 use crate::error::Result;
 use crate::wal::{FragmentRef, Located, SegmentFiles};
 
@@ -175,7 +176,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// The next traces (at least one, about `chunk_bytes` of them), or `None` at the end.
     /// Reads from disk: call it off the async workers.
-    pub fn next_chunk(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+    pub fn next_chunk(&mut self) -> Result<Option<EncodedTraces>> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for (id, parts) in self.traces.by_ref() {
@@ -191,7 +192,7 @@ impl Snapshot {
     }
 
     /// Every remaining trace at once.
-    pub fn read_all(mut self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+    pub fn read_all(mut self) -> Result<EncodedTraces> {
         self.chunk_bytes = usize::MAX;
         Ok(self.next_chunk()?.unwrap_or_default())
     }

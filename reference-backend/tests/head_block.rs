@@ -198,7 +198,6 @@ async fn head_blocks_are_cut_by_size_by_age_and_for_traces_that_never_go_idle() 
 
     // A trace that keeps getting spans is still cut once it is max_block_duration old.
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = cfg;
     cfg.storage.trace.local.path = dir.path().join("blocks");
     cfg.storage.trace.wal.path = dir.path().join("wal");
     cfg.ingester.trace_idle_period.0 = Duration::from_secs(3600);

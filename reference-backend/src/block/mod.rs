@@ -161,26 +161,29 @@ pub trait BlockReader: Send + Sync {
     }
 }
 
+/// Traces as `(id, encoded TracesData)` pairs, in id order.
+pub type EncodedTraces = Vec<(TraceId, Vec<u8>)>;
+
 /// Traces of one block in id order, read a part at a time.
 #[async_trait]
 pub trait TraceCursor: Send {
     /// The next traces, or `None` once every trace was returned.
-    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>>;
+    async fn next_batch(&mut self) -> Result<Option<EncodedTraces>>;
 }
 
 /// A cursor over traces already in memory (one batch).
-pub struct InMemoryCursor(Option<Vec<(TraceId, Vec<u8>)>>);
+pub struct InMemoryCursor(Option<EncodedTraces>);
 
 impl InMemoryCursor {
     /// Over `traces` (sorted by id).
-    pub fn new(traces: Vec<(TraceId, Vec<u8>)>) -> Self {
+    pub fn new(traces: EncodedTraces) -> Self {
         InMemoryCursor(Some(traces))
     }
 }
 
 #[async_trait]
 impl TraceCursor for InMemoryCursor {
-    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+    async fn next_batch(&mut self) -> Result<Option<EncodedTraces>> {
         Ok(self.0.take().filter(|t| !t.is_empty()))
     }
 }

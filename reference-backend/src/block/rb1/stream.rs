@@ -7,7 +7,7 @@ use tempo_api::trace_id::TraceId;
 use super::{DATA_MAGIC, FORMAT, PageEntry, VERSION, encode_index, page_records};
 use crate::block::build::{BlockBuilder, BloomBuilder, BuildHints, BuiltBlock, Object, SpoolDir};
 use crate::block::meta::{self, BlockMeta};
-use crate::block::{EncodingSettings, TraceCursor, TraceRecord};
+use crate::block::{EncodedTraces, EncodingSettings, TraceCursor, TraceRecord};
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
 
@@ -199,7 +199,7 @@ const CURSOR_READ_BYTES: u64 = 4 * 1024 * 1024;
 
 #[async_trait]
 impl TraceCursor for Rb1Cursor {
-    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+    async fn next_batch(&mut self) -> Result<Option<EncodedTraces>> {
         let mut batch: Vec<PageEntry> = Vec::new();
         let mut bytes = 0u64;
         while bytes < CURSOR_READ_BYTES {

@@ -7,12 +7,11 @@ use async_trait::async_trait;
 use parquet::DecodeResult;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::push_decoder::{ParquetPushDecoder, RowGroupSelection};
-use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
 use super::fetch::{FetchError, Fetcher, Footer};
 use super::read::Assembler;
-use crate::block::TraceCursor;
+use crate::block::{EncodedTraces, TraceCursor};
 use crate::error::{Error, Result};
 
 /// Rows decoded at once: the assembler carries traces across batch ends.
@@ -56,7 +55,7 @@ impl Rb2Cursor {
 
 #[async_trait]
 impl TraceCursor for Rb2Cursor {
-    async fn next_batch(&mut self) -> Result<Option<Vec<(TraceId, Vec<u8>)>>> {
+    async fn next_batch(&mut self) -> Result<Option<EncodedTraces>> {
         loop {
             if self.asm.is_none() {
                 return Ok(None);
