@@ -15,15 +15,15 @@
 # Environment: REFERENCE_BACKEND_BIN (another build to measure), TEMPO_BIN (default
 # target/tempo/tempo-v3.0.3; unpack it as
 # ../shared/tempo/README.md says), SOAK_OUT (reports, default reports/soak), SOAK_PORT_BASE
-# (default 43000: ports base+200 query, base+317 OTLP gRPC, base+318 OTLP HTTP, base+95
-# Tempo's internal gRPC). Loadgen's CPU and RSS figures are the backend's, sampled through
+# (default 23000, below the ephemeral range: ports base+200 query, base+317 OTLP gRPC, base+318 OTLP HTTP, base+95 and base+46
+# Tempo's internal gRPC and memberlist). Loadgen's CPU and RSS figures are the backend's, sampled through
 # its pid. Reports land in $SOAK_OUT/<run>/report.{md,json,html}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-all}
 out=${SOAK_OUT:-reports/soak}
-base=${SOAK_PORT_BASE:-43000}
+base=${SOAK_PORT_BASE:-23000}
 http=$((base + 200)) grpc=$((base + 317)) otlp_http=$((base + 318)) internal=$((base + 95))
 rb=${REFERENCE_BACKEND_BIN:-target/release/reference-backend}
 lg=target/release/loadgen
@@ -164,6 +164,8 @@ overrides:
       rate_limit_bytes: 1000000000
       burst_size_bytes: 1000000000
       max_traces_per_user: 10000000
+memberlist:
+  bind_port: $((base + 46))
 usage_report:
   reporting_enabled: false
 EOF

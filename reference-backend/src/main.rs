@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() {
     let opts = reference_backend::cli::Opts::parse();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&opts.log_level))
@@ -18,11 +18,14 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match reference_backend::cli::run(opts).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match reference_backend::cli::run(opts).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Everything acknowledged is in the WAL on disk: exit now instead of letting the
+    // runtime wait for background work (a compaction step, an upload) to wind down.
+    std::process::exit(code)
 }
