@@ -4,7 +4,8 @@
 //! Every `compaction_cycle` it lists the bucket and, per tenant:
 //! 1. finishes or cleans up jobs a crash cut short (see below);
 //! 2. marks blocks past `block_retention` compacted;
-//! 3. runs the jobs [`plan`] chooses: read and merge the inputs, write the job record
+//! 3. runs the jobs [`plan`] chooses (merges only in windows the ingester no longer cuts
+//!    blocks into, each job within a read-buffer budget): read and merge the inputs, write the job record
 //!    `compaction.json` in the output's directory, the output's objects (its `meta.json`
 //!    last), then `meta.compacted.json` on each input, then delete the job record;
 //! 4. writes the tenant index;
@@ -77,6 +78,9 @@ pub struct Compactor {
     blocks: Option<Arc<BlockList>>,
     /// Where outputs are encoded before upload.
     spool: std::path::PathBuf,
+    /// How long after a window's end the ingester may still cut blocks that start in it
+    /// (idle period, block age, a flush check): the window is merged only after that.
+    settle: Duration,
     cache: Mutex<MetaCache>,
     /// One cycle at a time.
     running: tokio::sync::Mutex<()>,
@@ -102,6 +106,9 @@ impl Compactor {
             metrics,
             blocks: None,
             spool: config.storage.trace.wal.path.join(crate::server::SPOOL_DIR),
+            settle: config.ingester.trace_idle_period.get()
+                + config.ingester.max_block_duration.get()
+                + config.ingester.flush_check_period.get(),
             cache: Mutex::new(MetaCache::default()),
             running: tokio::sync::Mutex::new(()),
         })
@@ -263,6 +270,10 @@ impl Compactor {
             write_format: self.format.name(),
             readable: &readable,
             rewrite_old_formats: self.cfg.rewrite_old_formats,
+            closed_before_ns: now_ns
+                .saturating_sub(u64::try_from(self.settle.as_nanos()).unwrap_or(u64::MAX)),
+            row_group_bytes: self.settings.row_group_bytes as u64,
+            max_read_bytes: plan::JOB_READ_BUDGET,
         };
         let live: Vec<_> = st.live.values().cloned().collect();
         for job in plan::plan(&live, &limits) {

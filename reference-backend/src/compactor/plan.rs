@@ -1,7 +1,12 @@
 //! Choosing compaction jobs for one tenant: pure functions over live block metas.
 //!
 //! Blocks whose start time falls in the same `compaction_window` are merged in groups of at
-//! least two, at most `max_compaction_objects` blocks and `max_block_bytes` of input. Only
+//! least two, at most `max_compaction_objects` blocks, `max_block_bytes` of input and
+//! [`JOB_READ_BUDGET`] of read buffers, once the window is closed: its end lies before
+//! `closed_before_ns` (the caller's clock less the time the ingester may still cut blocks
+//! into it). A window still being written is left alone: merging it cycle after cycle would
+//! re-encode its growing output with every new block (a span rewritten once per cycle,
+//! the job's memory growing with the window) while ingest needs the CPU. Only
 //! blocks in the running write format are candidates, plus, when `rewrite_old_formats` is
 //! on, readable blocks of other formats; an old-format block left out of every group gets
 //! a single-block rewrite job. With `rewrite_old_formats` off, old-format blocks stay as
@@ -61,6 +66,23 @@ pub struct PlanLimits<'a> {
     pub readable: &'a [&'a str],
     /// Rewrite readable blocks of other formats.
     pub rewrite_old_formats: bool,
+    /// Windows ending at or before this (unix ns) are closed and merged; later ones wait.
+    pub closed_before_ns: u64,
+    /// Largest row group a block of the write format has (bytes), to estimate what a job
+    /// holds per input.
+    pub row_group_bytes: u64,
+    /// Most bytes of read buffers per job (see [`read_cost`]).
+    pub max_read_bytes: u64,
+}
+
+/// Default bound on a job's read buffers: a merge reads each input a row group at a time,
+/// so a job holds about one (compressed) row group per input besides the batch it decodes
+/// and the row group it writes.
+pub const JOB_READ_BUDGET: u64 = 96 * 1024 * 1024;
+
+/// What reading `m` holds at once in a merge: one row group, at most the whole block.
+pub fn read_cost(m: &BlockMeta, row_group_bytes: u64) -> u64 {
+    m.size.min(row_group_bytes.max(1))
 }
 
 impl PlanLimits<'_> {
@@ -104,22 +126,33 @@ pub fn plan(live: &[BlockMeta], limits: &PlanLimits<'_>) -> Vec<Job> {
     }
     let mut jobs = Vec::new();
     let mut leftovers: Vec<&BlockMeta> = Vec::new();
-    for (_, mut blocks) in windows {
+    for (window, mut blocks) in windows {
+        let end = window.saturating_add(1).saturating_mul(window_ns);
+        if end > limits.closed_before_ns {
+            // Still being written: no merges (an old-format block may still be rewritten).
+            leftovers.extend(blocks);
+            continue;
+        }
         blocks.sort_by(|a, b| {
             (start_ns(a), a.block_id.as_u128()).cmp(&(start_ns(b), b.block_id.as_u128()))
         });
         let mut group: Vec<&BlockMeta> = Vec::new();
-        let mut bytes = 0u64;
+        let (mut bytes, mut read) = (0u64, 0u64);
         for m in blocks {
+            let cost = read_cost(m, limits.row_group_bytes);
             if m.size > limits.max_bytes || limits.max_inputs < 2 {
                 leftovers.push(m);
                 continue;
             }
-            if group.len() >= limits.max_inputs || bytes.saturating_add(m.size) > limits.max_bytes {
+            if group.len() >= limits.max_inputs
+                || bytes.saturating_add(m.size) > limits.max_bytes
+                || read.saturating_add(cost) > limits.max_read_bytes
+            {
                 close(&mut group, &mut jobs, &mut leftovers);
-                bytes = 0;
+                (bytes, read) = (0, 0);
             }
             bytes += m.size;
+            read += cost;
             group.push(m);
         }
         close(&mut group, &mut jobs, &mut leftovers);
@@ -171,6 +204,9 @@ mod tests {
             write_format: "rb1",
             readable: &["rb1", "old"],
             rewrite_old_formats: false,
+            closed_before_ns: u64::MAX,
+            row_group_bytes: u64::MAX,
+            max_read_bytes: u64::MAX,
         }
     }
 
@@ -234,6 +270,58 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!((jobs[0].kind, ids(&jobs[0])), (JobKind::Merge, vec![1, 2]));
         assert_eq!((jobs[1].kind, ids(&jobs[1])), (JobKind::Rewrite, vec![3]));
+    }
+
+    #[test]
+    fn open_windows_wait_until_closed() {
+        let live = vec![
+            block(1, T0 + 1, 10, "rb1"),
+            block(2, T0 + 2, 10, "rb1"),
+            block(3, T0 + HOUR + 1, 10, "rb1"),
+            block(4, T0 + HOUR + 2, 10, "rb1"),
+            block(5, T0 + HOUR + 3, 10, "old"),
+        ];
+        let at = |closed_before_ns| PlanLimits {
+            closed_before_ns,
+            ..limits()
+        };
+        assert!(plan(&live, &at(T0 + HOUR - 1)).is_empty(), "both open");
+        let jobs = plan(&live, &at(T0 + HOUR));
+        assert_eq!(jobs.iter().map(ids).collect::<Vec<_>>(), [vec![1, 2]]);
+        let jobs = plan(&live, &at(T0 + 2 * HOUR));
+        assert_eq!(jobs.iter().map(ids).collect::<Vec<_>>(), [vec![1, 2], vec![3, 4]]);
+        // An old-format block in an open window is still rewritten when asked.
+        let rewrite = PlanLimits {
+            rewrite_old_formats: true,
+            ..at(T0 + HOUR)
+        };
+        let jobs = plan(&live, &rewrite);
+        assert_eq!(
+            jobs.iter().map(|j| (j.kind, ids(j))).collect::<Vec<_>>(),
+            [(JobKind::Merge, vec![1, 2]), (JobKind::Rewrite, vec![5])]
+        );
+    }
+
+    #[test]
+    fn read_budget_bounds_the_inputs_of_a_job() {
+        // Row groups of 100 bytes: a block holds min(size, 100) while it is read.
+        let live = vec![
+            block(1, T0 + 1, 40, "rb1"),
+            block(2, T0 + 2, 300, "rb1"),
+            block(3, T0 + 3, 50, "rb1"),
+            block(4, T0 + 4, 60, "rb1"),
+        ];
+        let limits = PlanLimits {
+            row_group_bytes: 100,
+            max_read_bytes: 150,
+            ..limits()
+        };
+        let jobs = plan(&live, &limits);
+        assert_eq!(jobs.iter().map(ids).collect::<Vec<_>>(), [vec![1, 2], vec![3, 4]]);
+        for j in &jobs {
+            let read: u64 = j.inputs.iter().map(|m| read_cost(m, 100)).sum();
+            assert!(read <= 150, "{read}");
+        }
     }
 
     #[test]

@@ -41,9 +41,10 @@ pub fn store(c: &Config) -> BlockStore {
     BlockStore::from_config(&c.storage.trace).unwrap()
 }
 
-/// "Now" for the compactor: a minute after the spans.
+/// "Now" for the compactor: two hours after the spans, so their hour-long compaction
+/// window is closed and its blocks are merged.
 pub fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(BASE_S + 60)
+    SystemTime::UNIX_EPOCH + Duration::from_secs(BASE_S + 2 * 3600)
 }
 
 pub fn later() -> SystemTime {
