@@ -27,6 +27,11 @@ use crate::stats::hist;
 const CONCURRENCY: usize = 32;
 /// Most example problems kept for the report.
 const MAX_EXAMPLES: usize = 10;
+/// Shortest bound on one lookup (one started at or after its trace's deadline gets this).
+const MIN_LOOKUP: Duration = Duration::from_secs(1);
+/// How long after the last trace's deadline (`sent_at + delay + timeout`) the read-back
+/// waits for lookups still queued or under way before it counts them as not found.
+const FINISH_GRACE: Duration = Duration::from_secs(10);
 
 /// One trace to check: what was sent, and when.
 #[derive(Debug, Clone)]
@@ -183,6 +188,12 @@ struct State {
     /// Spans of every sampled trace (the denominator of the loss estimate).
     sampled_spans: u64,
     ttq: Option<Histogram<u64>>,
+    /// Traces whose outcome is recorded.
+    recorded: u64,
+    /// Spans of the traces not yet recorded.
+    pending_spans: u64,
+    /// Latest `sent_at + delay + timeout` of the submitted traces.
+    last_deadline: Option<Instant>,
 }
 
 /// Runs lookups in the background; [`Verifier::finish`] waits for them.
@@ -210,6 +221,9 @@ impl Verifier {
                 v: Verification::default(),
                 sampled_spans: 0,
                 ttq: Some(hist::new_with_max(3_600_000)),
+                recorded: 0,
+                pending_spans: 0,
+                last_deadline: None,
             })),
             permits: Arc::new(Semaphore::new(CONCURRENCY)),
             tasks: Mutex::new(JoinSet::new()),
@@ -226,8 +240,12 @@ impl Verifier {
         let permits = self.permits.clone();
         {
             let mut g = self.state.lock();
+            let spans = count_spans(&e.resource_spans);
             g.v.sampled_traces += 1;
-            g.sampled_spans += count_spans(&e.resource_spans);
+            g.sampled_spans += spans;
+            g.pending_spans += spans;
+            let deadline = e.sent_at + self.cfg.delay.0 + self.cfg.timeout.0;
+            g.last_deadline = Some(g.last_deadline.map_or(deadline, |d| d.max(deadline)));
         }
         self.tasks.lock().spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
@@ -247,10 +265,39 @@ impl Verifier {
 
     /// Wait for every lookup, then return the results (`spans_accepted` scales the missing
     /// fraction into an estimate for the whole run) and the time-to-queryable histogram.
+    /// The wait is bounded: lookups still queued or under way [`FINISH_GRACE`] after the
+    /// last trace's deadline are stopped and their traces counted as not found, so a
+    /// backend that answers slowly or not at all cannot hold the run open.
     pub async fn finish(&self, spans_accepted: u64) -> (Verification, Histogram<u64>) {
         let mut tasks = std::mem::take(&mut *self.tasks.lock());
-        while tasks.join_next().await.is_some() {}
+        let last = self.state.lock().last_deadline;
+        let until = last.map_or_else(Instant::now, |d| d + FINISH_GRACE);
+        let drained = tokio::time::timeout_at(until.into(), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
         let mut g = self.state.lock();
+        let unchecked = g.v.sampled_traces.saturating_sub(g.recorded);
+        if unchecked > 0 {
+            let spans = g.pending_spans;
+            g.v.missing_traces += unchecked;
+            g.v.missing_spans += spans;
+            g.recorded += unchecked;
+            g.pending_spans = 0;
+            // First: it explains the rest of the list.
+            {
+                g.v.examples.insert(0, format!(
+                    "{unchecked} sampled traces not read back by the read-back deadline \
+                     (each trace's delay + timeout, then {FINISH_GRACE:?} for queued lookups): \
+                     counted as not found"
+                ));
+                g.v.examples.truncate(MAX_EXAMPLES);
+            }
+        }
         let ttq = g
             .ttq
             .take()
@@ -334,7 +381,13 @@ async fn poll(
     let mut last: Option<Diff> = None;
     let mut error = None;
     loop {
-        match fetch(client, use_v2, &e.trace_id).await {
+        let bound = deadline
+            .saturating_duration_since(Instant::now())
+            .max(MIN_LOOKUP);
+        let fetched = tokio::time::timeout(bound, fetch(client, use_v2, &e.trace_id))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {bound:?}")));
+        match fetched {
             Ok(Some(got)) => {
                 let diff = compare(&e.resource_spans, &got, strictness);
                 if diff.is_clean() {
@@ -367,6 +420,8 @@ fn record(state: &Mutex<State>, e: &Expected, outcome: Polled, cfg: &Verify) {
     let spans = count_spans(&e.resource_spans);
     let id = hex::encode(e.trace_id);
     let mut g = state.lock();
+    g.recorded += 1;
+    g.pending_spans = g.pending_spans.saturating_sub(spans);
     let example = match outcome {
         Polled::Found { diff, after, .. } if diff.is_clean() => {
             g.v.complete_traces += 1;
@@ -473,5 +528,67 @@ mod tests {
         assert_eq!(strict.first_alteration, Some("flags"));
         let sdk = Strictness { ignore_flags: true };
         assert!(compare(&sent, &got, sdk).is_clean());
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::scenario::HumanDuration;
+
+    /// A query API that accepts connections and never answers: the read-back still ends,
+    /// and every trace it could not check counts as not found.
+    #[tokio::test]
+    async fn a_backend_that_never_answers_cannot_hold_the_read_back_open() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let client = TempoClient::new(&format!("http://{addr}"))
+            .unwrap()
+            .with_timeout(Duration::from_secs(2));
+        let cfg = Verify {
+            delay: HumanDuration(Duration::ZERO),
+            timeout: HumanDuration(Duration::from_millis(500)),
+            ..Verify::default()
+        };
+        let v = Verifier::new(client, cfg, Strictness::default()).await;
+        // More lookups than run (one second each) before the deadline passes.
+        let n = (CONCURRENCY * 16) as u64;
+        for i in 0..n {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i + 1).to_be_bytes());
+            v.submit(Expected {
+                trace_id: id,
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
+                        spans: vec![Span {
+                            trace_id: id.to_vec(),
+                            span_id: vec![1; 8],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                sent_at: Instant::now(),
+            });
+        }
+        let (result, _) = v.finish(n).await;
+        server.abort();
+        assert_eq!(result.sampled_traces, n);
+        assert_eq!(result.complete_traces, 0);
+        assert_eq!(result.missing_traces, n, "{result:?}");
+        assert_eq!(result.missing_spans, n, "{result:?}");
+        assert!(
+            result.examples.iter().any(|e| e.contains("read-back deadline")),
+            "{:?}",
+            result.examples
+        );
     }
 }
