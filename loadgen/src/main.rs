@@ -1,6 +1,12 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, as the reference-backend binary: the embedded backend (the default target)
+/// encodes blocks on threads of its own, and glibc's allocator keeps what those threads
+/// free resident (RSS climbing while the heap stays flat).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let opts = loadgen::cli::Opts::parse();
