@@ -3,7 +3,10 @@
 # with loadgen on this machine against
 #   reference  a release build of the reference-backend process (release 3, default config
 #              with the ingestion rate limit raised; state in a temp dir);
-#   tempo      real Grafana Tempo 3.0.3 (limits raised, state in a temp dir);
+#   tempo      real Grafana Tempo 3.0.3 (limits raised, state in a temp dir) with
+#              scenarios/soak-tempo.yaml (the same holds, 30 s each, no 120k step: loadgen
+#              sends every planned request, so a backend slower than the offered rate would
+#              otherwise drain soak.yaml's 40 million spans at its own pace for half an hour);
 #   sigterm    the reference backend at 100k spans/s for 60 s, SIGTERM after 30 s (the time to
 #              exit is printed), restarted at once on the same directories; loadgen reads
 #              its sample back 15 s after sending, so what was acknowledged before the
@@ -12,7 +15,13 @@
 #   cargo build --release -p reference-backend -p loadgen
 #   ci/soak.sh [reference|tempo|sigterm|all]          (default: all)
 #
-# Environment: REFERENCE_BACKEND_BIN (another build to measure), TEMPO_BIN (default
+# The read-back ends by a deadline (each sampled trace's verify.delay + verify.timeout after
+# it was sent, then 10 s): a backend that does not answer lookups cannot hold the run open,
+# and what it did not answer by then is reported as not found.
+#
+# Environment: SOAK_SCENARIO (default scenarios/soak.yaml), SOAK_TEMPO_SCENARIO (default
+# scenarios/soak-tempo.yaml), REFERENCE_BACKEND_BIN (another
+# build to measure), TEMPO_BIN (default
 # target/tempo/tempo-v3.0.3; unpack it as
 # ../shared/tempo/README.md says), SOAK_OUT (reports, default reports/soak), SOAK_PORT_BASE
 # (default 23000, below the ephemeral range: ports base+200 query, base+317 OTLP gRPC, base+318 OTLP HTTP, base+95 and base+46
@@ -23,6 +32,8 @@ cd "$(dirname "$0")/.."
 
 what=${1:-all}
 out=${SOAK_OUT:-reports/soak}
+scenario=${SOAK_SCENARIO:-scenarios/soak.yaml}
+tempo_scenario=${SOAK_TEMPO_SCENARIO:-scenarios/soak-tempo.yaml}
 base=${SOAK_PORT_BASE:-23000}
 http=$((base + 200)) grpc=$((base + 317)) otlp_http=$((base + 318)) internal=$((base + 95))
 rb=${REFERENCE_BACKEND_BIN:-target/release/reference-backend}
@@ -87,7 +98,7 @@ start_reference() { # $1: log file
 loadgen() { # $1: run name, then extra loadgen args
   local name=$1
   shift
-  "$lg" run scenarios/soak.yaml --quiet --out "$out/$name" \
+  "$lg" run "${run_scenario:-$scenario}" --quiet --out "$out/$name" \
     --target-otlp "http://127.0.0.1:$grpc" --target-query "http://127.0.0.1:$http" \
     --target-pid "$pid" "$@" || true
 }
@@ -172,7 +183,7 @@ EOF
   "$tempo" -config.file="$state/tempo.yaml" >>"$out/tempo.log" 2>&1 &
   pid=$!
   wait_ready tempo
-  loadgen tempo
+  run_scenario=$tempo_scenario loadgen tempo
   echo "tempo: $(stop)"
 }
 
