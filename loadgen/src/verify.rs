@@ -290,11 +290,14 @@ impl Verifier {
             g.pending_spans = 0;
             // First: it explains the rest of the list.
             {
-                g.v.examples.insert(0, format!(
-                    "{unchecked} sampled traces not read back by the read-back deadline \
+                g.v.examples.insert(
+                    0,
+                    format!(
+                        "{unchecked} sampled traces not read back by the read-back deadline \
                      (each trace's delay + timeout, then {FINISH_GRACE:?} for queued lookups): \
                      counted as not found"
-                ));
+                    ),
+                );
                 g.v.examples.truncate(MAX_EXAMPLES);
             }
         }
@@ -586,7 +589,10 @@ mod deadline_tests {
         assert_eq!(result.missing_traces, n, "{result:?}");
         assert_eq!(result.missing_spans, n, "{result:?}");
         assert!(
-            result.examples.iter().any(|e| e.contains("read-back deadline")),
+            result
+                .examples
+                .iter()
+                .any(|e| e.contains("read-back deadline")),
             "{:?}",
             result.examples
         );

@@ -48,7 +48,7 @@ fn config_yaml(dir: &std::path::Path) -> String {
         "4GiB",
     );
     yaml.push_str(&format!(
-        "compactor:\n  compaction:\n    compaction_cycle: {COMPACTION_CYCLE_S}s\n"
+        "compactor:\n  compaction:\n    compaction_cycle: {COMPACTION_CYCLE_S}s\n    merge_open_windows: true\n"
     ));
     if let Ok(size) = std::env::var("LOOKUP_ROW_GROUP") {
         yaml = yaml.replace(

@@ -270,8 +270,11 @@ impl Compactor {
             write_format: self.format.name(),
             readable: &readable,
             rewrite_old_formats: self.cfg.rewrite_old_formats,
-            closed_before_ns: now_ns
-                .saturating_sub(u64::try_from(self.settle.as_nanos()).unwrap_or(u64::MAX)),
+            closed_before_ns: if self.cfg.merge_open_windows {
+                u64::MAX
+            } else {
+                now_ns.saturating_sub(u64::try_from(self.settle.as_nanos()).unwrap_or(u64::MAX))
+            },
             row_group_bytes: self.settings.row_group_bytes as u64,
             max_read_bytes: plan::JOB_READ_BUDGET,
         };

@@ -289,7 +289,10 @@ mod tests {
         let jobs = plan(&live, &at(T0 + HOUR));
         assert_eq!(jobs.iter().map(ids).collect::<Vec<_>>(), [vec![1, 2]]);
         let jobs = plan(&live, &at(T0 + 2 * HOUR));
-        assert_eq!(jobs.iter().map(ids).collect::<Vec<_>>(), [vec![1, 2], vec![3, 4]]);
+        assert_eq!(
+            jobs.iter().map(ids).collect::<Vec<_>>(),
+            [vec![1, 2], vec![3, 4]]
+        );
         // An old-format block in an open window is still rewritten when asked.
         let rewrite = PlanLimits {
             rewrite_old_formats: true,
@@ -317,7 +320,10 @@ mod tests {
             ..limits()
         };
         let jobs = plan(&live, &limits);
-        assert_eq!(jobs.iter().map(ids).collect::<Vec<_>>(), [vec![1, 2], vec![3, 4]]);
+        assert_eq!(
+            jobs.iter().map(ids).collect::<Vec<_>>(),
+            [vec![1, 2], vec![3, 4]]
+        );
         for j in &jobs {
             let read: u64 = j.inputs.iter().map(|m| read_cost(m, 100)).sum();
             assert!(read <= 150, "{read}");

@@ -25,6 +25,12 @@ pub struct CompactionConfig {
     pub compaction_cycle: HumanDuration,
     /// Blocks whose start times fall in the same window of this length are merged.
     pub compaction_window: HumanDuration,
+    /// Merge blocks of windows the ingester still cuts blocks into, cycle after cycle
+    /// (each cycle re-encodes the window's output with the blocks cut since). Off: a window
+    /// is merged once its end is `trace_idle_period + max_block_duration +
+    /// flush_check_period` past, which keeps compaction off the CPU and memory that
+    /// sustained ingest needs. On: fewer blocks sooner (tests that race reads and merges).
+    pub merge_open_windows: bool,
     /// Most input blocks merged into one output block.
     pub max_compaction_objects: u32,
     /// Largest output block.
@@ -44,6 +50,7 @@ impl Default for CompactionConfig {
             disabled: false,
             compaction_cycle: HumanDuration(Duration::from_secs(30)),
             compaction_window: HumanDuration(Duration::from_secs(60 * 60)),
+            merge_open_windows: false,
             max_compaction_objects: 32,
             max_block_bytes: ByteSize::gib(1),
             block_retention: HumanDuration(Duration::from_secs(14 * 24 * 3600)),
