@@ -10,8 +10,9 @@ use super::format::int;
 use super::model::{Report, ResourceSample, Resources, SecondPoint, SizingResult, SizingStep};
 
 /// Largest schedule lag a step may show, ms. Lag counts from a request's intended time to
-/// its actual send, so it grows when the generator runs out of CPU or every in-flight slot
-/// is taken; either way the offered rate was not applied on time.
+/// its actual send, so it grows when every in-flight slot is busy waiting on the backend
+/// (backend saturated) or the generator runs out of CPU; either way the offered rate was
+/// not applied on time, and the step's reason says which.
 pub const LAG_LIMIT_MS: f64 = 250.0;
 
 /// Smallest accepted/offered ratio of a step that held.
@@ -198,12 +199,14 @@ fn measure_step(
             step.p99_upper_ms
         ));
     }
+    step.limited_by = None;
     if step.max_lag_ms > lag_limit_ms {
-        reasons.push(format!(
-            "requests left up to {:.0} ms late (limit {lag_limit_ms:.0} ms): the generator or \
-             max_in_flight, not the backend's answers, set the pace",
-            step.max_lag_ms
-        ));
+        let slots_full: f64 = points.iter().map(|p| p.slots_full_ms).sum();
+        let behind: f64 = points.iter().map(|p| p.generator_behind_ms).sum();
+        let (limiter, why) =
+            super::pace::step_reason(step.max_lag_ms, lag_limit_ms, slots_full, behind);
+        step.limited_by = limiter;
+        reasons.push(why);
     }
     step.held = reasons.is_empty();
     step.reasons = reasons;
