@@ -115,7 +115,7 @@ target:
   protocol: grpc
   query: {http}
   metrics: {http}/metrics
-rate: {{ value: 5000, duration: 8s, batch: 100, max_in_flight: 16 }}
+rate: {{ value: 5000, duration: 8s, batch: 100, max_in_flight: 64 }}
 workload:
   seed: 7
   mix:
@@ -202,7 +202,11 @@ async fn loadgen_fails_on_tempo_s_silent_discards_and_names_their_reason() {
     let by = &res.discarded_by_reason;
     let live = by.get("live_traces_exceeded").copied().unwrap_or(0);
     assert!(live > 0, "{by:?}");
-    assert_eq!(res.discarded_spans, Some(by.values().sum::<u64>()), "{by:?}");
+    assert_eq!(
+        res.discarded_spans,
+        Some(by.values().sum::<u64>()),
+        "{by:?}"
+    );
 
     // … in every rendering.
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -212,8 +216,9 @@ async fn loadgen_fails_on_tempo_s_silent_discards_and_names_their_reason() {
     assert!(html.contains("by reason: live_traces_exceeded"), "{html}");
     assert!(json.contains(r#""live_traces_exceeded":"#), "{json}");
     assert!(
-        console.lines().any(|l| l.starts_with("DISCARD ")
-            && l.contains("by reason: live_traces_exceeded")),
+        console
+            .lines()
+            .any(|l| l.starts_with("DISCARD ") && l.contains("by reason: live_traces_exceeded")),
         "{console}"
     );
     assert!(console.starts_with("FAILED"), "{console}");

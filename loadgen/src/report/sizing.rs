@@ -78,9 +78,17 @@ pub fn measure(s: &mut SizingResult, series: &[SecondPoint], resources: Option<&
         .max_by(|a, b| a.offered_spans_per_s.total_cmp(&b.offered_spans_per_s))
         .cloned();
     let Some(best) = best else {
-        s.notes.push(
-            "no step held: the backend did not take even the lowest step; start lower".to_owned(),
-        );
+        let generator = s
+            .steps
+            .iter()
+            .all(|x| x.limited_by == Some(super::model::Limiter::Generator));
+        s.notes.push(if generator {
+            "no step held: the generator could not apply even the lowest step, so these steps \
+             measure loadgen, not the backend; give loadgen more CPU or shard it"
+                .to_owned()
+        } else {
+            "no step held: the backend did not take even the lowest step; start lower".to_owned()
+        });
         return;
     };
     let highest = best.offered_spans_per_s;
@@ -242,6 +250,7 @@ pub fn merge(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::report::model::Limiter;
 
     fn point(t: u32, offered: u64, accepted: u64, p99: f64) -> SecondPoint {
         SecondPoint {
@@ -341,5 +350,31 @@ mod tests {
         assert_eq!(s.nodes_needed, None);
         assert_eq!(s.cpu_cores, None);
         assert_eq!(s.notes.len(), 3, "{:?}", s.notes);
+    }
+
+    #[test]
+    fn late_steps_name_who_set_the_pace() {
+        let (mut series, _) = synthetic();
+        for p in &mut series {
+            p.max_lag_ms = 900.0;
+            p.generator_behind_ms = 400.0;
+            p.slots_full_ms = 5.0;
+        }
+        let holds = [(1.0, 4.0, 1000.0)];
+        let mut s = plan(&holds, None, 0.2, None);
+        measure(&mut s, &series, None);
+        assert_eq!(s.steps[0].limited_by, Some(Limiter::Generator));
+        assert!(s.notes[0].contains("measure loadgen"), "{:?}", s.notes);
+        for p in &mut series {
+            p.slots_full_ms = 2000.0;
+        }
+        measure(&mut s, &series, None);
+        let step = &s.steps[0];
+        assert_eq!(step.limited_by, Some(Limiter::BackendSaturated));
+        assert!(
+            step.reasons.iter().any(|r| r.contains("backend saturated")),
+            "{step:?}"
+        );
+        assert!(s.notes[0].contains("backend did not take"), "{:?}", s.notes);
     }
 }
