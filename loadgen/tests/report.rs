@@ -531,6 +531,14 @@ fn merge_of_three_shards_adds_counts_and_histograms() {
     assert_eq!(m.series[0].spans_offered, 30_000);
     assert_eq!(m.series[7].p99_ms, shards[0].series[7].p99_ms);
     assert!((m.generator.offered_spans_per_s - 30_000.0).abs() < 1e-6);
+    // Pace: the worst shard's verdict, the slots of all shards, per-second waits added.
+    let pace = m.generator.pace.as_ref().unwrap();
+    assert_eq!(pace.limited_by, Limiter::Generator);
+    assert_eq!(pace.max_in_flight, 3 * 64);
+    assert_eq!(m.series[0].generator_behind_ms, 3.0 * 600.0);
+    let mut mixed = shards.clone();
+    mixed[1].generator.pace = None;
+    assert_eq!(merge(&mixed).unwrap().generator.pace, None);
     assert!(!m.passed);
     assert_eq!(m.thresholds.len(), 2);
     assert!(m.thresholds[0].actual.contains("shard 2/3: 612 ms FAIL"));
