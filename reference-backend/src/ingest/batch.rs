@@ -488,7 +488,8 @@ mod tests {
 
     #[test]
     fn all_zero_ids_are_refused_by_the_wire_walker_and_the_decoding_path_alike() {
-        let cases: [(&str, fn(&mut Span)); 4] = [
+        type BreakIds = fn(&mut Span);
+        let cases: [(&str, BreakIds); 4] = [
             (
                 "trace ids must not be all zero (resource_spans[1].scope_spans[0].spans[0].trace_id",
                 |s| s.trace_id = vec![0; 16],
