@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tempo_api::trace_id::TraceId;
 
-use super::batch::{SpanAt, SpanSource, SplitBatch, TraceGroups, head, truncate_kvs};
+use super::batch::{SpanAt, SpanIds, SpanSource, SplitBatch, TraceGroups, head, truncate_kvs};
 use crate::error::{Error, Result};
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -323,23 +323,13 @@ fn split_raw(req: &mut RawRequest, max_attr: usize) -> Result<SplitBatch> {
             let mut out = Vec::with_capacity(ss.spans.len());
             for (pi, raw) in ss.spans.iter().enumerate() {
                 let info = inspect_span(raw).map_err(bad)?;
-                if info.trace_id_len != 16 {
-                    return Err(Error::InvalidArgument(format!(
-                        "trace ids must be 128 bit, received {} bits",
-                        info.trace_id_len * 8
-                    )));
+                SpanIds {
+                    trace_len: info.trace_id_len,
+                    trace_zero: info.trace_id == [0u8; 16],
+                    span_len: info.span_id_len,
+                    span_zero: info.span_id_zero,
                 }
-                if info.span_id_len != 8 || info.span_id_zero {
-                    return Err(Error::InvalidArgument(format!(
-                        "span ids must be 64 bit and not all zero, received {} bits{}",
-                        info.span_id_len * 8,
-                        if info.span_id_len == 8 {
-                            " all zero"
-                        } else {
-                            ""
-                        }
-                    )));
-                }
+                .check((ri, si, pi))?;
                 let bytes = if info.max_value_len > max_attr {
                     let mut span = Span::decode(raw.clone()).map_err(bad)?;
                     truncated += truncate_kvs(&mut span.attributes, max_attr);
