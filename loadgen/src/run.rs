@@ -375,9 +375,18 @@ fn fmt_ms(ms: f64) -> String {
     format!("{ms:.1} ms")
 }
 
-/// Evaluate thresholds. With read-back on and no explicit `max_lost_spans`, any loss fails.
+/// Evaluate thresholds. With read-back on and no explicit `max_lost_spans`, any loss fails;
+/// without an explicit `error_rate`, a run in which no request was acknowledged fails.
 pub fn evaluate(t: &Thresholds, r: &Report, verify_on: bool) -> Vec<ThresholdResult> {
     let mut out = Vec::new();
+    if t.error_rate.is_none() && r.totals.requests_sent > 0 && r.totals.requests_ok == 0 {
+        out.push(ThresholdResult {
+            name: "requests_acknowledged".into(),
+            limit: "at least 1".into(),
+            actual: format!("0 of {}", r.totals.requests_sent),
+            passed: false,
+        });
+    }
     if let Some(limit) = t.export_p99 {
         let actual = r.latency.corrected.p99;
         out.push(ThresholdResult {
