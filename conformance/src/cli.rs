@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use reference_backend::release::ReleaseId;
 
+use crate::outcome::{Counts, Outcome};
 use crate::report::{DEFAULT_OUT, Report};
 use crate::runner::{run_target, select};
 use crate::spec::TargetFile;
@@ -126,23 +127,23 @@ async fn store(
 fn finish(report: &Report, out: &std::path::Path) -> anyhow::Result<u8> {
     let paths = report.write(out)?;
     for run in &report.runs {
-        let (mut pass, mut fail, mut skip) = (0, 0, 0);
-        for c in &run.results {
-            match c.outcome {
-                crate::runner::Outcome::Pass => pass += 1,
-                crate::runner::Outcome::Fail(_) => fail += 1,
-                crate::runner::Outcome::Skip(_) => skip += 1,
-            }
-        }
         println!(
-            "{} {} [{}]: {pass} passed, {fail} failed, {skip} skipped",
+            "{} {} [{}]: {}",
             if run.passed() { "PASSED" } else { "FAILED" },
             run.target,
-            run.store
+            run.store,
+            Counts::of(&run.results).summary()
         );
         for c in &run.results {
-            if let crate::runner::Outcome::Fail(r) = &c.outcome {
-                println!("  fail {}: {}", c.id, r.lines().next().unwrap_or_default());
+            match &c.outcome {
+                Outcome::Fail(r) => {
+                    println!("  fail {}: {}", c.id, r.lines().next().unwrap_or_default())
+                }
+                Outcome::KnownDeviation(d) => println!("  known deviation {}: {}", c.id, d.reason),
+                Outcome::Skip(r) if r.starts_with("not run here") => {
+                    println!("  skip {}: {r}", c.id)
+                }
+                _ => {}
             }
         }
     }

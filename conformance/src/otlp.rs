@@ -146,9 +146,12 @@ impl Sender {
             .connect()
             .await
             .map_err(|e| anyhow::anyhow!("connect {url}: {e}"))?;
+        // A gRPC server answers a compressed request with a response compressed the same way
+        // (grpc-go does), so accept gzip answers as OTLP exporters do.
         let mut client = TraceServiceClient::new(channel)
             .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(256 << 20);
+            .max_encoding_message_size(256 << 20)
+            .accept_compressed(CompressionEncoding::Gzip);
         if gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }

@@ -48,6 +48,7 @@ fn bundled_targets_load_and_render() {
                     http: 3200,
                     grpc: 4317,
                     otlp_http: 4318,
+                    internal_grpc: 9095,
                 },
             };
             let text = render_config(&file, &launch, launch.ports, &scratch.path().join("c.yaml"))
