@@ -75,6 +75,19 @@ pub enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Merge the `report.json` of several runs into one report (one column per run), e.g.
+    /// for a verdict table across targets and upgrade paths.
+    Merge {
+        /// Title of the merged report.
+        #[arg(long, default_value = "merged runs")]
+        title: String,
+        /// Where the merged reports go.
+        #[arg(long)]
+        out: PathBuf,
+        /// `report.json` files (or directories holding one), in column order.
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+    },
     /// Run a reference-backend release (same flags as `reference-backend`, and its
     /// `check-config`), for child-process targets when the `reference-backend` binary is not
     /// at hand.
@@ -205,6 +218,34 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
                 s.stop().await;
             }
             finish(&report, &out)
+        }
+        Command::Merge {
+            title,
+            out,
+            reports,
+        } => {
+            let mut merged = Report::new(title);
+            let mut earliest: Option<String> = None;
+            for path in reports {
+                let path = if path.is_dir() {
+                    path.join("report.json")
+                } else {
+                    path
+                };
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                let r: Report = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a conformance report", path.display()))?;
+                if earliest.as_ref().is_none_or(|e| r.started_at < *e) {
+                    earliest = Some(r.started_at.clone());
+                }
+                merged.skipped_runs.extend(r.skipped_runs);
+                merged.runs.extend(r.runs);
+            }
+            if let Some(e) = earliest {
+                merged.started_at = e;
+            }
+            finish(&merged, &out)
         }
         Command::ServeReference {
             check: Some(ServeCommand::CheckConfig { release, file }),

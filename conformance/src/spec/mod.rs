@@ -372,4 +372,45 @@ mod tests {
         assert_eq!(f.opt_out("search.limit"), Some("no search"));
         assert_eq!(Capability::OtlpGrpc.name(), "otlp_grpc");
     }
+
+    #[test]
+    fn deviations_and_flush_are_checked() {
+        let base = "name: x\nkind: remote\nurls: {query: 'http://a'}\n";
+        let ok = TargetFile::parse(&format!(
+            "{base}deviations: {{ingest.gzip: {{reason: r, matches: 'code 12'}}}}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.deviation("ingest.gzip").unwrap().reason, "r");
+        for (extra, says) in [
+            (
+                "deviations: {ingest.nope: {reason: r, matches: x}}",
+                "no case has this id",
+            ),
+            (
+                "deviations: {ingest.gzip: {reason: r, matches: '('}}",
+                "regular expression",
+            ),
+            (
+                "deviations: {upgrade.rollback: {reason: r, matches: x}}",
+                "under `upgrades_from`",
+            ),
+            (
+                "upgrades_from: [{from: y, deviations: {ingest.gzip: {reason: r, matches: x}}}]",
+                "under `upgrades_from`",
+            ),
+            ("deviations: {ingest.gzip: {reason: r}}", "matches"),
+            ("flush: {within: 5s}", "needs a `call`"),
+            ("flush: {until_found: /api/traces/x}", "{trace_id}"),
+        ] {
+            let e = TargetFile::parse(&format!("{base}{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        let f = TargetFile::parse(&format!(
+            "{base}upgrades_from: [{{from: y, deviations: {{upgrade.rollback: {{reason: r, matches: x}}}}}}]\n"
+        ))
+        .unwrap();
+        assert!(f.upgrade_from("y").unwrap().deviations.contains_key("upgrade.rollback"));
+    }
 }

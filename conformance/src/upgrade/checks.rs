@@ -91,33 +91,53 @@ pub async fn read_cleanly(
     let v2 = file
         .effective_capabilities()
         .contains(&Capability::TraceByIdV2);
-    let (mut intact, mut missing, mut errors) = (0, 0, 0);
-    // Give blocks time to be listed, as a reader would.
-    tokio::time::sleep(file.timings.poll_interval.get() * 4).await;
-    for w in traces {
-        match read_with(&client, v2, &w.id).await {
-            Ok(None) => missing += 1,
-            Err(_) => errors += 1,
-            Ok(Some(got)) => {
-                let d = crate::compare::diff(&w.spans, &got);
-                if d.is_empty() {
-                    intact += 1;
-                } else if d.iter().all(|x| x.contains("spans missing")) {
-                    missing += 1;
-                } else {
-                    anyhow::bail!(
-                        "{} answered trace {} ({}) with wrong content: {}",
-                        file.name,
-                        hex::encode(w.id),
-                        w.part,
-                        d.join("; ")
-                    );
-                }
-            }
-        }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Seen {
+        Intact,
+        Missing,
+        Error,
     }
+    // What is missing or failing is read again until `visible_within` is up, so "not found"
+    // means not found after the time any read is given, not "not listed yet".
+    let mut seen = vec![Seen::Missing; traces.len()];
+    let deadline = Instant::now() + file.timings.visible_within.get();
+    loop {
+        for (w, s) in traces.iter().zip(seen.iter_mut()) {
+            if *s == Seen::Intact {
+                continue;
+            }
+            *s = match read_with(&client, v2, &w.id).await {
+                Ok(None) => Seen::Missing,
+                Err(_) => Seen::Error,
+                Ok(Some(got)) => {
+                    let d = crate::compare::diff(&w.spans, &got);
+                    if d.is_empty() {
+                        Seen::Intact
+                    } else if d.iter().all(|x| x.contains("spans missing")) {
+                        Seen::Missing
+                    } else {
+                        anyhow::bail!(
+                            "{} answered trace {} ({}) with wrong content: {}",
+                            file.name,
+                            hex::encode(w.id),
+                            w.part,
+                            d.join("; ")
+                        );
+                    }
+                }
+            };
+        }
+        if seen.iter().all(|s| *s == Seen::Intact) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(file.timings.poll_interval.get()).await;
+    }
+    let count = |k: Seen| seen.iter().filter(|s| **s == k).count();
     Ok(format!(
-        "{intact} intact, {missing} not found, {errors} answered with errors: no wrong data"
+        "{} intact, {} not found, {} answered with errors: no wrong data",
+        count(Seen::Intact),
+        count(Seen::Missing),
+        count(Seen::Error)
     ))
 }
 
