@@ -295,7 +295,9 @@ mod tests {
         axum::response::Response::builder()
             .header("content-type", "application/grpc")
             .header("grpc-encoding", "gzip")
-            .body(axum::body::Body::new(http_body_util::StreamBody::new(frames)))
+            .body(axum::body::Body::new(http_body_util::StreamBody::new(
+                frames,
+            )))
             .unwrap()
     }
 

@@ -130,7 +130,10 @@ fn declared_deviations_are_reported_and_must_occur() {
     assert_eq!(json["runs"][0]["results"][0]["outcome"], "known_deviation");
 
     // The same declaration on a case that passes fails the run.
-    let text = text.replace("ingest.oversized_request:\n    reason", "ingest.otlp_grpc:\n    reason");
+    let text = text.replace(
+        "ingest.oversized_request:\n    reason",
+        "ingest.otlp_grpc:\n    reason",
+    );
     std::fs::write(&target, text).unwrap();
     let out = dir.path().join("passing");
     let failed = run("ingest.otlp_grpc", &out);

@@ -104,7 +104,9 @@ fn bundled_targets_load_and_render() {
                 };
                 for k in keys {
                     assert!(
-                        v.pointer(k).and_then(|x| x.as_str()).is_some_and(|x| paths.iter().any(|p| p == x)),
+                        v.pointer(k)
+                            .and_then(|x| x.as_str())
+                            .is_some_and(|x| paths.iter().any(|p| p == x)),
                         "{}: {k} not set inside the run's directories",
                         path.display()
                     );

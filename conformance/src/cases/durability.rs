@@ -22,6 +22,10 @@ type Written = (
 const INGEST_BEFORE_KILL: Duration = Duration::from_millis(1500);
 /// Concurrent writers during the kill.
 const WRITERS: usize = 4;
+/// Each writer starts a write at most this often, so the kill lands in the middle of ingest
+/// on any target while the traces to read back stay a few hundred (each is read after the
+/// restart, and a trace that is not there can take a slow target a while to answer).
+const WRITE_EVERY: Duration = Duration::from_millis(10);
 
 /// The durability cases.
 pub fn cases() -> Vec<Case> {
@@ -102,7 +106,10 @@ async fn sigkill_during_ingest(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
         let (acked, stop) = (acked.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let mut n = 0u64;
+            let mut tick = tokio::time::interval(WRITE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !stop.load(Ordering::Acquire) && n < 10_000 {
+                tick.tick().await;
                 let (id, rs) = fixtures::simple_trace(&format!("durability-kill-{w}"), 4);
                 match write_with(&sender, transport, rs.clone()).await {
                     Ok(_) => {

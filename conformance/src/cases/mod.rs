@@ -305,9 +305,12 @@ pub async fn await_all_equal(
     let within = file.timings.visible_within.get();
     let deadline = Instant::now() + within;
     let mut last: Vec<Option<String>> = vec![Some("not read".into()); traces.len()];
+    let mut first_round = true;
     loop {
         let pending: Vec<usize> = (0..traces.len()).filter(|k| last[*k].is_some()).collect();
         let answers: Vec<(usize, Option<String>)> = futures::stream::iter(pending)
+            // Every trace is read once; after that, nothing new starts past the deadline.
+            .take_while(|_| std::future::ready(first_round || Instant::now() < deadline))
             .map(|k| async move {
                 let (id, sent) = &traces[k];
                 let problems = match read_with(client, v2, id).await {
@@ -331,6 +334,7 @@ pub async fn await_all_equal(
         for (k, p) in answers {
             last[k] = p;
         }
+        first_round = false;
         if last.iter().all(Option::is_none) || Instant::now() >= deadline {
             return last;
         }

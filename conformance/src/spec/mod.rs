@@ -411,6 +411,11 @@ mod tests {
             "{base}upgrades_from: [{{from: y, deviations: {{upgrade.rollback: {{reason: r, matches: x}}}}}}]\n"
         ))
         .unwrap();
-        assert!(f.upgrade_from("y").unwrap().deviations.contains_key("upgrade.rollback"));
+        assert!(
+            f.upgrade_from("y")
+                .unwrap()
+                .deviations
+                .contains_key("upgrade.rollback")
+        );
     }
 }

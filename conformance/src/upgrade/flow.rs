@@ -235,7 +235,8 @@ pub(super) async fn flow(
     let mut m = target::build(to);
     let verdict = match m.check_config(&n_config, &opts.work_dir).await {
         Ok(v) => {
-            // Warnings of an accepted config are worth reading in the report.
+            // Warnings of an accepted config, and what a rejection said, are worth reading
+            // in the report.
             if v.accepted {
                 f.notes.extend(
                     v.output
@@ -243,6 +244,15 @@ pub(super) async fn flow(
                         .filter(|l| l.starts_with("warning:"))
                         .map(|l| format!("{} config check: {l}", to.name)),
                 );
+            } else {
+                let said: Vec<&str> = v.output.lines().map(str::trim).take(6).collect();
+                f.notes.push(format!(
+                    "{} config check rejected {}'s config: {}",
+                    to.name,
+                    from.name,
+                    said.join(" ")
+                        .replace(&opts.work_dir.display().to_string(), "<work-dir>")
+                ));
             }
             judge_config(&v, &f.exp.config)
         }
