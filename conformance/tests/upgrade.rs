@@ -18,12 +18,7 @@ fn release_1_again() -> conformance::spec::TargetFile {
     for c in [Capability::SearchTags, Capability::SearchTraceql] {
         to.capabilities.remove(&c);
     }
-    to.upgrades_from = vec![UpgradeExpectation {
-        from: "reference-1".into(),
-        config: Default::default(),
-        wal: Default::default(),
-        rollback: Default::default(),
-    }];
+    to.upgrades_from = vec![UpgradeExpectation::full("reference-1")];
     to
 }
 

@@ -1,13 +1,17 @@
 //! Target files (`scenarios/targets/*.yaml`): what a backend under test is, how to start and
-//! stop it, what it can do, which cases it opts out of and why, and what it promises when
-//! upgraded from an earlier target.
+//! stop it, what it can do, which cases it opts out of or is known to fail and why, and what
+//! it promises when upgraded from an earlier target.
 //!
-//! Every section denies unknown keys, so a typo is an error that names the key, its line
-//! and column.
+//! Every section denies unknown keys, so a typo is an error that names the key (with its
+//! line and column, unless the file `extends` another).
+
+mod deviation;
+mod load;
+mod parts;
+mod upgrade;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use reference_backend::config::HumanDuration;
 use reference_backend::release::Mutant;
@@ -15,11 +19,24 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::capability::Capability;
 use crate::error::{Error, Result};
+pub use deviation::Deviation;
+pub use parts::{
+    ConfigCheck, DeclaredLimits, Flush, HttpCall, Profile, Readiness, RemoteUrls, StopPolicy,
+    Timings, WalAppend,
+};
+pub use upgrade::{
+    ConfigExpectation, ConfigOutcome, RollbackExpectation, UpgradeExpectation, WalExpectation,
+};
 
 /// One target file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetFile {
+    /// Another target file (relative to this one) whose keys this one starts from: maps merge
+    /// key by key, anything else (lists, strings) is replaced, and `null` removes an
+    /// inherited key. Relative paths in the merged file resolve against this file.
+    #[serde(default, skip_serializing)]
+    pub extends: Option<PathBuf>,
     /// Short name used in reports and in other files' `upgrades_from`.
     pub name: String,
     /// What this target is (shown in reports).
@@ -33,10 +50,15 @@ pub struct TargetFile {
     /// `reference`: in this process, or as a child process of the `reference-backend` binary.
     #[serde(default)]
     pub mode: ReferenceMode,
-    /// `process`: the executable; `reference` child mode: the `reference-backend` binary
-    /// (default: `$TRACEBENCH_REFERENCE_BACKEND`, then next to this program, then `PATH`).
+    /// `process`: the executable (a path, or a name looked up in `binary_dir_env`'s folder,
+    /// then on `PATH`); `reference` child mode: the `reference-backend` binary (default:
+    /// `$TRACEBENCH_REFERENCE_BACKEND`, then next to this program, then `PATH`).
     #[serde(default)]
     pub binary: Option<String>,
+    /// `process`: an environment variable naming a folder to look for `binary` in before
+    /// `PATH` (e.g. `TRACEBENCH_TEMPO_BIN_DIR`).
+    #[serde(default)]
+    pub binary_dir_env: Option<String>,
     /// `process`/`container`: arguments (templated, e.g. `-config.file={{config_file}}`);
     /// `reference` child mode: arguments placed before the standard ones.
     #[serde(default)]
@@ -66,12 +88,22 @@ pub struct TargetFile {
     /// How to stop it.
     #[serde(default)]
     pub stop: StopPolicy,
-    /// HTTP calls made before every graceful stop (e.g. Tempo's `/flush`).
+    /// HTTP calls made before every graceful stop.
     #[serde(default)]
     pub pre_stop: Vec<HttpCall>,
-    /// The call that pushes in-memory data to object storage on demand.
+    /// How data reaches object storage on demand (a flush call, a wait until a blocks-only
+    /// read finds it, or both). Without it the target lacks the `flush` capability.
     #[serde(default)]
-    pub flush: Option<HttpCall>,
+    pub flush: Option<Flush>,
+    /// How to tell acknowledged traces reached the WAL, when that happens after the
+    /// acknowledgement. Without it an acknowledged trace is taken to be in the WAL.
+    #[serde(default)]
+    pub wal_append: Option<WalAppend>,
+    /// Search ranges newer than this are answered from recent (live) data only, so data that
+    /// only exists in blocks (another release's, after an upgrade) is found by search only once
+    /// it is older than this (Tempo 3.0's `query_frontend.search.query_backend_after`).
+    #[serde(default)]
+    pub search_backend_after: Option<HumanDuration>,
     /// `X-Scope-OrgID` sent on every request (profiles may override it).
     #[serde(default)]
     pub tenant: Option<String>,
@@ -84,6 +116,10 @@ pub struct TargetFile {
     /// Cases this target opts out of: case id or pattern (`search.*`) → reason.
     #[serde(default)]
     pub opt_outs: BTreeMap<String, String>,
+    /// Cases this target is known to fail: case id → reason and what the failure looks like.
+    /// They still run; a matching failure is a known deviation, a pass fails the run.
+    #[serde(default)]
+    pub deviations: BTreeMap<String, Deviation>,
     /// How long data may take to become visible.
     #[serde(default)]
     pub timings: Timings,
@@ -134,222 +170,24 @@ pub enum ReferenceMode {
     ChildProcess,
 }
 
-/// A config variant.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    /// YAML merged over the rendered config (templated like the config).
-    #[serde(default)]
-    pub config_overlay: Option<String>,
-    /// `X-Scope-OrgID` for this profile.
-    #[serde(default)]
-    pub tenant: Option<String>,
-}
-
-/// Readiness check.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Readiness {
-    /// Path polled until it answers 200.
-    pub path: String,
-    /// Longest wait.
-    pub timeout: HumanDuration,
-    /// Pause between polls.
-    pub interval: HumanDuration,
-}
-
-impl Default for Readiness {
-    fn default() -> Self {
-        Self {
-            path: "/ready".into(),
-            timeout: HumanDuration(Duration::from_secs(60)),
-            interval: HumanDuration(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// Graceful stop: SIGTERM (or the in-process shutdown), a bounded wait, then SIGKILL.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StopPolicy {
-    /// How long to wait after SIGTERM before SIGKILL. A SIGKILL after this is reported, not
-    /// counted as a failure (Tempo's SIGTERM can hang once it has served a query).
-    pub grace: HumanDuration,
-}
-
-impl Default for StopPolicy {
-    fn default() -> Self {
-        Self {
-            grace: HumanDuration(Duration::from_secs(15)),
-        }
-    }
-}
-
-/// One HTTP call to the target's query port.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpCall {
-    /// `GET` or `POST`.
-    #[serde(default = "get")]
-    pub method: String,
-    /// Path on the query port, e.g. `/flush`.
-    pub path: String,
-    /// Wait this long after the call answers (e.g. for a block list poll).
-    #[serde(default)]
-    pub settle: Option<HumanDuration>,
-}
-
-fn get() -> String {
-    "GET".into()
-}
-
-/// URLs of a remote target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteUrls {
-    /// Query API base, `http://host:3200`.
-    pub query: String,
-    /// OTLP gRPC, `http://host:4317`.
-    #[serde(default)]
-    pub otlp_grpc: Option<String>,
-    /// OTLP HTTP base, `http://host:4318` (`/v1/traces` is appended).
-    #[serde(default)]
-    pub otlp_http: Option<String>,
-}
-
-/// How long data may take to become visible, and how often to look.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Timings {
-    /// A written trace must be readable by id within this.
-    pub visible_within: HumanDuration,
-    /// A written trace must be found by search within this.
-    pub search_visible_within: HumanDuration,
-    /// Pause between polls.
-    pub poll_interval: HumanDuration,
-    /// Longest time one case may take.
-    pub case_timeout: HumanDuration,
-}
-
-impl Default for Timings {
-    fn default() -> Self {
-        Self {
-            visible_within: HumanDuration(Duration::from_secs(30)),
-            search_visible_within: HumanDuration(Duration::from_secs(60)),
-            poll_interval: HumanDuration(Duration::from_millis(250)),
-            case_timeout: HumanDuration(Duration::from_secs(300)),
-        }
-    }
-}
-
-/// Limits the target's config sets.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeclaredLimits {
-    /// Largest OTLP request body accepted (default profile).
-    pub max_request_bytes: Option<u64>,
-    /// Attribute values longer than this are truncated (default profile).
-    pub max_attribute_bytes: Option<u64>,
-    /// `limits` profile: per-tenant ingestion burst in bytes.
-    pub burst_size_bytes: Option<u64>,
-    /// `limits` profile: most bytes one trace may hold.
-    pub max_bytes_per_trace: Option<u64>,
-}
-
-/// A command that validates a config without starting the target.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigCheck {
-    /// Arguments (templated; `{{config_file}}` is the file to check). Exit 0 = accepted.
-    pub args: Vec<String>,
-}
-
-/// What upgrading to this target from an earlier one is expected to do.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpgradeExpectation {
-    /// Name of the earlier target.
-    pub from: String,
-    /// What happens to the earlier target's config.
-    #[serde(default)]
-    pub config: ConfigExpectation,
-    /// Whether the earlier target's WAL is replayed, or must be flushed before the switch.
-    #[serde(default)]
-    pub wal: WalExpectation,
-    /// What the earlier target does when started again on data this one wrote.
-    #[serde(default)]
-    pub rollback: RollbackExpectation,
-}
-
-/// Expected verdict on the previous config.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigExpectation {
-    /// `accept` or `reject`.
-    #[serde(default)]
-    pub outcome: ConfigOutcome,
-    /// Keys the message must name (deprecation warnings when accepted, errors when
-    /// rejected).
-    #[serde(default)]
-    pub keys: Vec<String>,
-}
-
-/// Accept or reject.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConfigOutcome {
-    /// The config is accepted (possibly with warnings).
-    #[default]
-    Accept,
-    /// The config is refused with a message naming the keys.
-    Reject,
-}
-
-/// What becomes of data only in the earlier target's WAL.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WalExpectation {
-    /// The new target replays the old WAL: the old target is killed after seeding.
-    #[default]
-    Replayed,
-    /// The new target does not read the old WAL: the old target is stopped gracefully
-    /// (pre-stop calls, e.g. `/flush`) so everything is in blocks first.
-    FlushedBeforeStop,
-}
-
-/// What the earlier target must do on data the later one wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RollbackExpectation {
-    /// It reads everything.
-    #[default]
-    Reads,
-    /// It refuses to start, or answers errors or "not found" for the newer data, and
-    /// damages nothing (the later target still reads everything afterwards).
-    FailsCleanly,
-}
-
 impl TargetFile {
-    /// Read and check a target file.
+    /// Read and check a target file (and the files it `extends`).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut file = Self::parse(&text).map_err(|e| match e {
-            Error::TargetFile { message, .. } => Error::TargetFile {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })?;
+        let mut file = load::load(path)?;
         file.source = Some(path.to_path_buf());
+        file.validate()?;
         Ok(file)
     }
 
-    /// Parse and check target-file text.
+    /// Parse and check target-file text (no `extends`: that needs a file path).
     pub fn parse(text: &str) -> Result<Self> {
-        let file: TargetFile = serde_saphyr::from_str(text).map_err(|e| Error::TargetFile {
-            path: PathBuf::from("<inline>"),
-            message: e.to_string(),
-        })?;
+        let file = load::parse_text(text, Path::new("<inline>"))?;
+        if file.extends.is_some() {
+            return Err(Error::TargetFile {
+                path: "<inline>".into(),
+                message: "`extends` needs the file's path: use TargetFile::load".into(),
+            });
+        }
         file.validate()?;
         Ok(file)
     }
@@ -384,6 +222,45 @@ impl TargetFile {
                 return bad(format!(
                     "unknown profile {p:?}: profiles are `multitenant` and `limits`"
                 ));
+            }
+        }
+        if let Some(f) = &self.flush {
+            if f.call.is_none() && f.until_found.is_none() {
+                return bad("`flush` needs a `call`, an `until_found` path, or both".into());
+            }
+            if let Some(p) = &f.until_found
+                && !p.contains("{trace_id}")
+            {
+                return bad(format!(
+                    "`flush.until_found` {p:?} has no `{{trace_id}}` to fill in"
+                ));
+            }
+        }
+        let catalog: Vec<&str> = crate::cases::catalog().iter().map(|c| c.id).collect();
+        let upgrade_deviations = self
+            .upgrades_from
+            .iter()
+            .flat_map(|u| u.deviations.iter().map(move |d| (Some(&u.from), d)));
+        for (from, (id, d)) in self
+            .deviations
+            .iter()
+            .map(|d| (None, d))
+            .chain(upgrade_deviations)
+        {
+            let at = match from {
+                Some(f) => format!("upgrades_from {f:?} deviations.{id}"),
+                None => format!("deviations.{id}"),
+            };
+            if !catalog.contains(&id.as_str()) {
+                return bad(format!("{at}: no case has this id (`conformance list`)"));
+            }
+            if from.is_some() != id.starts_with("upgrade.") {
+                return bad(format!(
+                    "{at}: upgrade cases are declared under `upgrades_from`, others under `deviations`"
+                ));
+            }
+            if let Err(m) = d.check() {
+                return bad(format!("{at}: {m}"));
             }
         }
         Ok(())
@@ -423,6 +300,11 @@ impl TargetFile {
             .iter()
             .find(|(pattern, _)| pattern_matches(pattern, case_id))
             .map(|(_, reason)| reason.as_str())
+    }
+
+    /// The deviation declared for `case_id`, if any.
+    pub fn deviation(&self, case_id: &str) -> Option<&Deviation> {
+        self.deviations.get(case_id)
     }
 
     /// What this target declares about an upgrade from `from`.
@@ -489,5 +371,51 @@ mod tests {
         assert!(!f.effective_capabilities().contains(&Capability::Lifecycle));
         assert_eq!(f.opt_out("search.limit"), Some("no search"));
         assert_eq!(Capability::OtlpGrpc.name(), "otlp_grpc");
+    }
+
+    #[test]
+    fn deviations_and_flush_are_checked() {
+        let base = "name: x\nkind: remote\nurls: {query: 'http://a'}\n";
+        let ok = TargetFile::parse(&format!(
+            "{base}deviations: {{ingest.gzip: {{reason: r, matches: 'code 12'}}}}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.deviation("ingest.gzip").unwrap().reason, "r");
+        for (extra, says) in [
+            (
+                "deviations: {ingest.nope: {reason: r, matches: x}}",
+                "no case has this id",
+            ),
+            (
+                "deviations: {ingest.gzip: {reason: r, matches: '('}}",
+                "regular expression",
+            ),
+            (
+                "deviations: {upgrade.rollback: {reason: r, matches: x}}",
+                "under `upgrades_from`",
+            ),
+            (
+                "upgrades_from: [{from: y, deviations: {ingest.gzip: {reason: r, matches: x}}}]",
+                "under `upgrades_from`",
+            ),
+            ("deviations: {ingest.gzip: {reason: r}}", "matches"),
+            ("flush: {within: 5s}", "needs a `call`"),
+            ("flush: {until_found: /api/traces/x}", "{trace_id}"),
+        ] {
+            let e = TargetFile::parse(&format!("{base}{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{extra}: {e}");
+        }
+        let f = TargetFile::parse(&format!(
+            "{base}upgrades_from: [{{from: y, deviations: {{upgrade.rollback: {{reason: r, matches: x}}}}}}]\n"
+        ))
+        .unwrap();
+        assert!(
+            f.upgrade_from("y")
+                .unwrap()
+                .deviations
+                .contains_key("upgrade.rollback")
+        );
     }
 }
