@@ -3,6 +3,7 @@
 //! ```text
 //! data    = "RB1DATA\0" version:u16le  page*
 //! page    = zstd( record* )            record = trace_id[16] len:u32le TracesData-bytes
+//!           (zstd frames carry a content checksum; blocks of earlier builds may not)
 //! index   = "RB1INDEX" version:u16le count:u32le entry* crc32c:u32le
 //! entry   = first_id[16] last_id[16] offset:u64le len:u32le traces:u32le
 //! bloom-N = see `bloom`
@@ -17,11 +18,14 @@ use async_trait::async_trait;
 use tempo_api::trace_id::TraceId;
 
 use super::bloom::{self, Bloom};
+use super::damaged::{DamagedBlock, name_block};
 use super::meta::{self, BlockMeta};
 use super::{
     BlockFormat, BlockInput, BlockReader, EncodingSettings, load_blooms, object_key, put_block,
+    search_all, tags_all,
 };
 use crate::error::{Error, Result};
+use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 
 /// The `format` value in `meta.json`.
@@ -70,7 +74,10 @@ pub fn encode(input: &BlockInput<'_>, s: &EncodingSettings) -> std::io::Result<E
     let mut page_traces = 0u32;
     // One compression context for all pages: a fresh context per page allocates and
     // clears several MiB each time (same output as `zstd::bulk::compress`).
+    // Each page carries zstd's content checksum, so damage to a page in the store is an
+    // error naming the block rather than wrong or undecodable traces.
     let mut compressor = zstd::bulk::Compressor::new(s.zstd_level)?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
     let mut flush_page = |raw: &mut Vec<u8>,
                           first: TraceId,
                           last: TraceId,
@@ -266,15 +273,20 @@ impl BlockFormat for Rb1 {
 
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>> {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
-        let corrupt = |object: &'static str, message: String| Error::CorruptBlock {
-            tenant: tenant.to_owned(),
-            block_id: id.to_string(),
-            object,
-            message,
-        };
         let index_bytes = store.get(&object_key(tenant, &id, "index")).await?;
-        let pages = decode_index(&index_bytes).map_err(|m| corrupt("index", m))?;
         let blooms = load_blooms(store, meta).await?;
+        let pages = match decode_index(&index_bytes) {
+            Ok(pages) => pages,
+            Err(message) => {
+                return Ok(Arc::new(DamagedBlock {
+                    tenant: tenant.to_owned(),
+                    block_id: id.to_string(),
+                    object: "index",
+                    message,
+                    blooms,
+                }));
+            }
+        };
         Ok(Arc::new(Rb1Reader {
             store: store.clone(),
             tenant: tenant.to_owned(),
@@ -348,5 +360,17 @@ impl BlockReader for Rb1Reader {
             }
             Ok(out)
         })
+    }
+
+    async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
+        search_all(self, plan)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
+    }
+
+    async fn tags(&self, range_ns: Option<(u64, u64)>, filter: &Expr) -> Result<TagSummary> {
+        tags_all(self, range_ns, filter)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
     }
 }

@@ -65,12 +65,14 @@ use tempo_api::trace_id::TraceId;
 use uuid::Uuid;
 
 use super::bloom::{self, Bloom};
+use super::damaged::{DamagedBlock, name_block};
 use super::meta::{self, BlockMeta};
 use super::{
     BlockFormat, BlockInput, BlockReader, EncodingSettings, load_blooms, object_key, put_block,
+    tags_all,
 };
 use crate::error::{Error, Result};
-use crate::search::{SearchPlan, SearchResult};
+use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 use fetch::{FetchError, Fetcher, Footer};
 
@@ -120,18 +122,21 @@ impl BlockFormat for Rb2 {
 
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>> {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
-        let corrupt = |object: &'static str, message: String| Error::CorruptBlock {
-            tenant: tenant.to_owned(),
-            block_id: id.to_string(),
-            object,
-            message,
-        };
-        let fetcher = Fetcher::new(store.clone(), object_key(tenant, &id, "data"), meta.size);
-        let footer = fetcher.footer().await.map_err(|e| match e {
-            FetchError::Store(e) => e,
-            FetchError::Corrupt(m) => corrupt("data", m),
-        })?;
         let blooms = load_blooms(store, meta).await?;
+        let fetcher = Fetcher::new(store.clone(), object_key(tenant, &id, "data"), meta.size);
+        let footer = match fetcher.footer().await {
+            Ok(footer) => footer,
+            Err(FetchError::Store(e)) => return Err(e),
+            Err(FetchError::Corrupt(m)) => {
+                return Ok(Arc::new(DamagedBlock {
+                    tenant: tenant.to_owned(),
+                    block_id: id.to_string(),
+                    object: "data",
+                    message: format!("parquet footer: {m}"),
+                    blooms,
+                }));
+            }
+        };
         Ok(Arc::new(Rb2Reader {
             store: store.clone(),
             tenant: tenant.to_owned(),
@@ -333,6 +338,14 @@ impl BlockReader for Rb2Reader {
     }
 
     async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
-        search::run(self, plan).await
+        search::run(self, plan)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
+    }
+
+    async fn tags(&self, range_ns: Option<(u64, u64)>, filter: &Expr) -> Result<TagSummary> {
+        tags_all(self, range_ns, filter)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
     }
 }
