@@ -47,7 +47,7 @@ pub fn traceql(data: &[u8]) {
         }
     }
     if let Ok(expr) = parse_traceql(q) {
-        evaluate(&SearchPlan::new(expr));
+        evaluate(&SearchPlan::new(expr), data);
     }
     let _ = parse_field(q);
 }
@@ -62,13 +62,13 @@ pub fn logfmt_tags(data: &[u8]) {
         return;
     };
     if let Ok(expr) = tags_to_expr(&pairs) {
-        evaluate(&SearchPlan::new(expr));
+        evaluate(&SearchPlan::new(expr), data);
     }
 }
 
 /// `/api/search` and tag endpoint parameters (`k=v&k2=v2`, no percent-decoding): never a
-/// panic; an accepted search plan evaluates the same on rb2 as on the generic evaluator,
-/// an accepted tag request's filter summarizes the same.
+/// panic; an accepted search plan evaluates the same on rb2 as on the generic evaluator;
+/// an accepted tag request's filter summarizes the corpus.
 pub fn search_params(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -81,21 +81,24 @@ pub fn search_params(data: &[u8]) {
         })
         .collect();
     if let Ok(plan) = parse_search(&params) {
-        evaluate(&plan);
+        evaluate(&plan, data);
     }
     if let Ok(req) = parse_tag_request(&params) {
         summarize(req.range_ns, &req.filter);
     }
 }
 
-/// Run `plan` over the corpus with the generic evaluator and on both rb2 blocks.
-fn evaluate(plan: &SearchPlan) {
+/// Run `plan` over the corpus with the generic evaluator and on the rb2 block; one input
+/// in four (by a hash of `input`) also on the block of one-trace row groups and tiny pages,
+/// which is slower to search.
+fn evaluate(plan: &SearchPlan, input: &[u8]) {
     let c = corpus();
     let want = match search_encoded(c.traces.iter().map(|(i, b)| (*i, b.as_slice())), plan) {
         Ok(r) => r,
         Err(e) => panic!("generic search of a valid corpus failed: {e}"),
     };
-    for reader in &c.readers {
+    let tiny = input.iter().fold(0u8, |a, b| a.wrapping_add(*b)) % 4 == 0;
+    for reader in c.readers.iter().take(if tiny { 2 } else { 1 }) {
         match block_on(reader.search(plan)) {
             Ok(got) => assert_eq!(
                 format!("{:?}", got.traces),
@@ -107,33 +110,17 @@ fn evaluate(plan: &SearchPlan) {
     }
 }
 
-/// Tag summary of the corpus through rb2's reader and the generic path.
+/// Tag summary of the corpus (rb2 blocks summarize through the same generic code after
+/// `read_all`, which `rb2_block` exercises).
 fn summarize(range_ns: Option<(u64, u64)>, filter: &Expr) {
     let c = corpus();
     let keep = |s: u64, e: u64| range_ns.is_none_or(|(a, b)| e >= a && s <= b);
-    let want = match TagSummary::from_encoded(
+    if let Err(e) = TagSummary::from_encoded(
         c.traces.iter().map(|(i, b)| (*i, b.as_slice())),
         keep,
         filter,
     ) {
-        Ok(s) => s,
-        Err(e) => panic!("tag summary of a valid corpus failed: {e}"),
-    };
-    for reader in &c.readers {
-        match block_on(reader.tags(range_ns, filter)) {
-            Ok(got) => assert_eq!(
-                TagSummary {
-                    inspected_bytes: 0,
-                    ..got
-                },
-                TagSummary {
-                    inspected_bytes: 0,
-                    ..want.clone()
-                },
-                "rb2 and the generic tag summary disagree"
-            ),
-            Err(e) => panic!("rb2 tags of a valid block failed: {e}"),
-        }
+        panic!("tag summary of a valid corpus failed: {e}");
     }
 }
 

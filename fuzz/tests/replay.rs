@@ -3,7 +3,9 @@
 //! (bit flips, byte changes, truncation, duplication, splicing two inputs), so CI checks
 //! every finding stays fixed and pokes around it without the fuzzing toolchain.
 //!
-//! `FUZZ_REPLAY_MUTATIONS` sets the mutated inputs per target (default 300; 0 skips).
+//! `FUZZ_REPLAY_MUTATIONS` sets the mutated inputs per target (default 300; 0 skips);
+//! `FUZZ_REPLAY_SEED` (a number) picks another sequence of mutations (default fixed, so a
+//! failure reproduces; a failing input is also saved under the temp dir).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -111,7 +113,11 @@ fn replay(name: &str) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
+    let seed: u64 = std::env::var("FUZZ_REPLAY_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng((seed ^ name.len() as u64) | 1);
     for round in 0..rounds {
         let a = &files[rng.below(files.len())].1;
         let b = &files[rng.below(files.len())].1;

@@ -307,3 +307,64 @@ async fn rb2_damaged_data_s3() {
 async fn rb2_damaged_footer_s3() {
     s3("rb2", Damage::Index).await;
 }
+
+/// An rb2 `data` object (found by fuzzing `rb2_block`) on which the Parquet reader itself
+/// panics (definition levels past their buffer): a running backend answers 500 naming the
+/// block and stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rb2_data_that_panics_the_parquet_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::config(dir.path());
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/damaged/rb2-data-decoder-panic"),
+    )
+    .unwrap();
+    let meta = BlockMeta {
+        format: "rb2".into(),
+        block_id: uuid::Uuid::from_u128(0xdead),
+        tenant_id: "single-tenant".into(),
+        start_time: "2023-11-14T22:13:20Z".into(),
+        end_time: "2023-11-14T22:13:21Z".into(),
+        total_objects: 300,
+        total_spans: 750,
+        size: data.len() as u64,
+        encoding: "zstd".into(),
+        bloom_shards: 0,
+        compaction_level: 0,
+    };
+    let store = BlockStore::from_config(&cfg.storage.trace).unwrap();
+    let base = format!("single-tenant/{}", meta.block_id);
+    store
+        .put(&format!("{base}/data"), Bytes::from(data))
+        .await
+        .unwrap();
+    store
+        .put(&format!("{base}/meta.json"), Bytes::from(meta.to_json()))
+        .await
+        .unwrap();
+    let b = common::start(cfg).await;
+    for (path, params) in [
+        ("/api/search/tags", vec![]),
+        ("/api/v2/search/tag/.service.name/values", vec![]),
+    ] {
+        let (status, body) = get(&b, path, &params).await;
+        assert_eq!(status, 500, "{path}: {}", head(&body));
+        assert!(
+            body.contains(&base),
+            "{path} names the block: {}",
+            head(&body)
+        );
+        assert!(body.contains("parquet reader failed"), "{}", head(&body));
+    }
+    let (status, _) = get(&b, "/ready", &[]).await;
+    assert_eq!(status, 200, "still up");
+    let (_, metrics) = get(&b, "/metrics", &[]).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "reference_backend_corrupt_block_reads_total{object=\"data\"}"
+        ),
+        2.0
+    );
+    b.shutdown().await.unwrap();
+}

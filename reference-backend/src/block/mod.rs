@@ -205,6 +205,18 @@ pub async fn put_block(
 /// Load a block's bloom shards (`bloom-0` … `bloom-<n-1>`).
 pub async fn load_blooms(store: &BlockStore, meta: &BlockMeta) -> Result<Vec<bloom::Bloom>> {
     let (tenant, id) = (meta.tenant_id.as_str(), &meta.block_id);
+    if meta.bloom_shards as usize > bloom::MAX_SHARDS {
+        return Err(crate::error::Error::CorruptBlock {
+            tenant: tenant.to_owned(),
+            block_id: id.to_string(),
+            object: meta::META_OBJECT,
+            message: format!(
+                "bloomShards {} is more than a block has (at most {})",
+                meta.bloom_shards,
+                bloom::MAX_SHARDS
+            ),
+        });
+    }
     let mut blooms = Vec::with_capacity(meta.bloom_shards as usize);
     for i in 0..meta.bloom_shards {
         let b = store

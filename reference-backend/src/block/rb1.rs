@@ -292,6 +292,7 @@ impl BlockFormat for Rb1 {
             tenant: tenant.to_owned(),
             id,
             data_key: object_key(tenant, &id, "data"),
+            size: meta.size,
             pages,
             blooms,
         }))
@@ -303,6 +304,8 @@ struct Rb1Reader {
     tenant: String,
     id: uuid::Uuid,
     data_key: String,
+    /// Length of `data` (from `meta.json`).
+    size: u64,
     pages: Vec<PageEntry>,
     blooms: Vec<Bloom>,
 }
@@ -320,17 +323,23 @@ impl BlockReader for Rb1Reader {
         let Some(page) = self.pages.get(i).filter(|p| p.first <= *id) else {
             return Ok(None);
         };
-        let start = page.offset;
-        let bytes = self
-            .store
-            .get_range(&self.data_key, start..start + page.len as u64)
-            .await?;
         let corrupt = |message: String| Error::CorruptBlock {
             tenant: self.tenant.clone(),
             block_id: self.id.to_string(),
             object: "data",
             message,
         };
+        let start = page.offset;
+        let end = start
+            .checked_add(u64::from(page.len))
+            .filter(|end| *end <= self.size)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "page at offset {start} ({} bytes) runs past the object ({} bytes)",
+                    page.len, self.size
+                ))
+            })?;
+        let bytes = self.store.get_range(&self.data_key, start..end).await?;
         let raw = zstd::stream::decode_all(bytes.as_ref())
             .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
         scan_page(&raw, id).map_err(corrupt)
@@ -348,10 +357,14 @@ impl BlockReader for Rb1Reader {
             };
             let mut out = Vec::new();
             for p in &pages {
-                let (start, end) = (p.offset as usize, p.offset as usize + p.len as usize);
-                let page = data.get(start..end).ok_or_else(|| {
-                    corrupt(format!("page at offset {start} runs past the object"))
-                })?;
+                let start = p.offset;
+                let page = usize::try_from(start)
+                    .ok()
+                    .and_then(|s| Some(s..s.checked_add(p.len as usize)?))
+                    .and_then(|r| data.get(r))
+                    .ok_or_else(|| {
+                        corrupt(format!("page at offset {start} runs past the object"))
+                    })?;
                 let raw = zstd::stream::decode_all(page)
                     .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
                 for (tid, bytes) in page_records(&raw).map_err(corrupt)? {

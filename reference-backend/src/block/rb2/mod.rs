@@ -55,9 +55,12 @@ mod search;
 mod tests;
 mod write;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::arrow::push_decoder::RowGroupSelection;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -124,7 +127,16 @@ impl BlockFormat for Rb2 {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
         let blooms = load_blooms(store, meta).await?;
         let fetcher = Fetcher::new(store.clone(), object_key(tenant, &id, "data"), meta.size);
-        let footer = match fetcher.footer().await {
+        let footer = AssertUnwindSafe(fetcher.footer())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(FetchError::Corrupt(format!(
+                    "the parquet reader failed on damaged data: {}",
+                    panic_message(panic.as_ref())
+                )))
+            });
+        let footer = match footer {
             Ok(footer) => footer,
             Err(FetchError::Store(e)) => return Err(e),
             Err(FetchError::Corrupt(m)) => {
@@ -176,6 +188,19 @@ impl Rb2Reader {
         }
     }
 
+    /// Run a read of this block; a panic inside the Parquet or Arrow decoder (they trust
+    /// some lengths and offsets of damaged pages) becomes an error naming the block instead
+    /// of taking the query's task down.
+    async fn guarded<T>(&self, read: impl Future<Output = Result<T>>) -> Result<T> {
+        match AssertUnwindSafe(read).catch_unwind().await {
+            Ok(r) => r,
+            Err(panic) => Err(self.corrupt(format!(
+                "the parquet reader failed on damaged data: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
+    }
+
     fn fetch_err(&self, e: FetchError) -> Error {
         match e {
             FetchError::Store(e) => e,
@@ -198,7 +223,7 @@ impl Rb2Reader {
             locs.get(p)
                 .map_or(rows, |l| (l.first_row_index.max(0) as usize).min(rows))
         };
-        let pages = locs.len();
+        let pages = locs.len().min(ci.num_pages() as usize);
         let Some(p) = (0..pages).find(|&p| {
             !ci.is_null_page(p)
                 && ci.min_value(p).is_some_and(|m| m <= id.as_slice())
@@ -278,9 +303,8 @@ impl Rb2Reader {
     }
 }
 
-#[async_trait]
-impl BlockReader for Rb2Reader {
-    async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>> {
+impl Rb2Reader {
+    async fn lookup(&self, id: &TraceId) -> Result<Option<Vec<u8>>> {
         if !self.blooms.is_empty()
             && !self.blooms[bloom::shard_of(id, self.blooms.len() as u32)].may_contain(id)
         {
@@ -305,7 +329,7 @@ impl BlockReader for Rb2Reader {
         Ok(None)
     }
 
-    async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+    async fn read_everything(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
         let f = self.fetcher();
         let whole = 0..self.size;
         let bytes = f
@@ -336,9 +360,20 @@ impl BlockReader for Rb2Reader {
             Ok(asm.finish())
         })
     }
+}
+
+#[async_trait]
+impl BlockReader for Rb2Reader {
+    async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>> {
+        self.guarded(self.lookup(id)).await
+    }
+
+    async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+        self.guarded(self.read_everything()).await
+    }
 
     async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
-        search::run(self, plan)
+        self.guarded(search::run(self, plan))
             .await
             .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
     }
@@ -348,4 +383,13 @@ impl BlockReader for Rb2Reader {
             .await
             .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
     }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
 }
