@@ -226,7 +226,7 @@ fn trace(n: u64) -> (TraceId, TracesData) {
             0 => any_value::Value::StringValue(words[((n + i) % 7) as usize].into()),
             1 => any_value::Value::IntValue((n as i64 + i as i64) % 5 * 100),
             2 => any_value::Value::DoubleValue((n + i) as f64 / 2.0),
-            3 => any_value::Value::BoolValue((n + i) % 2 == 0),
+            3 => any_value::Value::BoolValue((n + i).is_multiple_of(2)),
             4 => any_value::Value::BytesValue(vec![n as u8, i as u8]),
             5 => any_value::Value::ArrayValue(ArrayValue {
                 values: vec![AnyValue {
@@ -276,7 +276,7 @@ fn trace(n: u64) -> (TraceId, TracesData) {
     a.scope_spans[0].spans = (0..3).map(span).collect();
     b.scope_spans[0].spans = (3..3 + n % 3).map(span).collect();
     let mut resource_spans = vec![a];
-    if n % 3 != 0 {
+    if !n.is_multiple_of(3) {
         resource_spans.push(b);
     }
     (id, TracesData { resource_spans })
