@@ -48,5 +48,12 @@ export LOADGEN_EXAMPLE_REPORT_DIR="$PWD/target/ci-report"
 rm -rf "$LOADGEN_EXAMPLE_REPORT_DIR"
 cargo test --workspace --locked
 
+# --- fuzz corpora (fuzz/README.md) -------------------------------------------------------
+# The workspace tests above already replay every committed corpus; this step adds a short
+# deterministic mutation run per target (no fuzzing toolchain needed).
+echo "== fuzz corpora: replay and a short mutation run per target"
+FUZZ_REPLAY_MUTATIONS="${FUZZ_REPLAY_MUTATIONS:-2000}" cargo test -p tracebench-fuzz --locked --test replay
+# --- end fuzz corpora ----------------------------------------------------------------------
+
 echo "== HTML report in headless Chromium"
 bash ci/check-report-html.sh "$LOADGEN_EXAMPLE_REPORT_DIR/report.html"

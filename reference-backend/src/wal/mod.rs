@@ -113,43 +113,51 @@ fn list_segments(dir: &Path) -> Result<BTreeMap<u64, u64>> {
     Ok(out)
 }
 
-/// Read one segment, truncating a bad tail. Returns records and bytes cut.
-fn replay_segment(path: &Path) -> Result<(Vec<Record>, u64)> {
-    let data = std::fs::read(path).map_err(io_err(path))?;
+/// What replay keeps of one segment's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// The good records, in order.
+    pub records: Vec<Record>,
+    /// Where the good prefix ends when a bad tail follows it, and why it is bad.
+    pub cut: Option<(usize, String)>,
+}
+
+/// Scan a whole segment file: its header, then records up to the first torn or corrupt
+/// one. `Err` (naming the version) for a segment of a WAL version this build cannot read.
+/// A file too short for a header, or with another magic, keeps nothing (cut at 0).
+pub fn scan_segment(data: &[u8]) -> std::result::Result<SegmentScan, String> {
     if data.len() < record::HEADER_LEN || &data[..6] != record::MAGIC {
-        warn!(path = %path.display(), len = data.len(), "wal segment has no valid header, truncating it");
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io_err(path))?;
-        f.set_len(0).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
-        return Ok((Vec::new(), data.len() as u64));
+        return Ok(SegmentScan {
+            records: Vec::new(),
+            cut: Some((0, "no valid header".into())),
+        });
     }
     let version = u16::from_le_bytes([data[6], data[7]]);
     if version != record::VERSION {
-        return Err(Error::Wal {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(format!(
-                "wal segment version {version} is not supported (this release reads version {})",
-                record::VERSION
-            )),
-        });
+        return Err(format!(
+            "wal segment version {version} is not supported (this release reads version {})",
+            record::VERSION
+        ));
     }
-    let (records, stop) = record::decode_all(&data);
-    let cut_at = match stop {
+    let (records, stop) = record::decode_all(data);
+    let cut = match stop {
         record::Stop::End => None,
-        record::Stop::Torn { offset } => {
-            warn!(path = %path.display(), offset, "wal segment has a torn tail, truncating");
-            Some(offset)
-        }
-        record::Stop::Corrupt { offset, reason } => {
-            warn!(path = %path.display(), offset, %reason, "wal segment has a corrupt record, truncating from it");
-            Some(offset)
-        }
+        record::Stop::Torn { offset } => Some((offset, "torn tail".into())),
+        record::Stop::Corrupt { offset, reason } => Some((offset, reason)),
     };
+    Ok(SegmentScan { records, cut })
+}
+
+/// Read one segment, truncating a bad tail. Returns records and bytes cut.
+fn replay_segment(path: &Path) -> Result<(Vec<Record>, u64)> {
+    let data = std::fs::read(path).map_err(io_err(path))?;
+    let scan = scan_segment(&data).map_err(|m| Error::Wal {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(m),
+    })?;
     let mut cut = 0;
-    if let Some(offset) = cut_at {
+    if let Some((offset, reason)) = scan.cut {
+        warn!(path = %path.display(), offset, len = data.len(), %reason, "wal segment has a bad tail, truncating from it");
         let f = OpenOptions::new()
             .write(true)
             .open(path)
@@ -158,7 +166,7 @@ fn replay_segment(path: &Path) -> Result<(Vec<Record>, u64)> {
         f.sync_all().map_err(io_err(path))?;
         cut = (data.len() - offset) as u64;
     }
-    Ok((records, cut))
+    Ok((scan.records, cut))
 }
 
 fn create_segment(dir: &Path, seq: u64) -> Result<File> {
