@@ -50,7 +50,7 @@ pub fn cases() -> Vec<Case> {
             "ingest.invalid_trace_id",
             &[IdValidation],
             None,
-            "a span whose trace id is not 16 bytes is refused (HTTP 400 / INVALID_ARGUMENT)",
+            "a span whose trace id is not 16 bytes, or is all zero, is refused (HTTP 400 / INVALID_ARGUMENT)",
             invalid_trace_id
         ),
         case!(
@@ -193,10 +193,15 @@ async fn expect_refused(
 
 async fn invalid_trace_id(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let mut wrong = Vec::new();
-    for len in [8usize, 15, 17] {
+    for (what, id) in [
+        ("an 8-byte trace id", vec![0xab; 8]),
+        ("a 15-byte trace id", vec![0xab; 15]),
+        ("a 17-byte trace id", vec![0xab; 17]),
+        ("an all-zero trace id", vec![0u8; 16]),
+    ] {
         let (_, mut rs) = fixtures::simple_trace("bad-trace-id", 1);
-        rs[0].scope_spans[0].spans[0].trace_id = vec![0xab; len];
-        if let Err(e) = expect_refused(cx, &format!("a {len}-byte trace id"), rs).await {
+        rs[0].scope_spans[0].spans[0].trace_id = id;
+        if let Err(e) = expect_refused(cx, what, rs).await {
             wrong.push(e.to_string());
         }
     }

@@ -534,7 +534,9 @@ mod tests {
             inspect_span(&key_past_32_bits).unwrap_err(),
             "field key out of range"
         );
-        let varint_past_64_bits = [0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        let varint_past_64_bits = [
+            0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+        ];
         assert!(Span::decode(&varint_past_64_bits[..]).is_err());
         assert_eq!(
             inspect_span(&varint_past_64_bits).unwrap_err(),
