@@ -71,7 +71,7 @@ async fn under_load_the_gap_is_reported_and_nothing_acknowledged_is_lost() {
     let scenario = dir.path().join("load.yaml");
     std::fs::write(
         &scenario,
-        "name: tiny\nrate:\n  value: 200\n  duration: 4s\n  batch: 20\nworkload:\n  mix:\n    - shape: go-example\nverify:\n  sample: 0.5\n  timeout: 10s\n",
+        "name: tiny\nrate:\n  value: 200\n  duration: 4s\n  batch: 20\nworkload:\n  mix:\n    - shape: go-example\nverify:\n  sample: 0.5\n  timeout: 60s\n",
     )
     .unwrap();
     let s = common::store(StoreSpec::Local, dir.path()).await;
