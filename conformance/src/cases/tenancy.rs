@@ -80,27 +80,7 @@ async fn isolation(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
 async fn invalid_tenant_refused(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let long = "t".repeat(151);
     for bad in ["a/b", "..", long.as_str()] {
-        let (_, rs) = fixtures::simple_trace("tenant-invalid", 1);
-        for (cap, t) in [
-            (OtlpHttpProtobuf, Transport::HttpProtobuf),
-            (OtlpGrpc, Transport::Grpc),
-        ] {
-            if !cx.has(cap) {
-                continue;
-            }
-            let ack = cx
-                .sender()
-                .as_tenant(Some(bad))
-                .send(t, &fixtures::request(rs.clone()), false)
-                .await?;
-            ensure!(
-                !ack.ok() && (400..500).contains(&ack.http_status),
-                "ingest as tenant {:?} over {}: expected a 4xx refusal, got {}",
-                shorten(bad),
-                t.name(),
-                ack.describe()
-            );
-        }
+        expect_ingest_refused(cx, bad, "tenant-invalid").await?;
         let id = hex::encode(fixtures::trace_id());
         let r = cx
             .client_as(Some(bad))?
@@ -111,6 +91,32 @@ async fn invalid_tenant_refused(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
             "query as tenant {:?}: expected 400 or 401, got {}",
             shorten(bad),
             r.status
+        );
+    }
+    Ok(())
+}
+
+/// A write as `tenant` over each declared transport must be refused with a 4xx.
+async fn expect_ingest_refused(cx: &Ctx<'_>, tenant: &str, service: &str) -> anyhow::Result<()> {
+    let (_, rs) = fixtures::simple_trace(service, 1);
+    for (cap, t) in [
+        (OtlpHttpProtobuf, Transport::HttpProtobuf),
+        (OtlpGrpc, Transport::Grpc),
+    ] {
+        if !cx.has(cap) {
+            continue;
+        }
+        let ack = cx
+            .sender()
+            .as_tenant(Some(tenant))
+            .send(t, &fixtures::request(rs.clone()), false)
+            .await?;
+        ensure!(
+            !ack.ok() && (400..500).contains(&ack.http_status),
+            "ingest as tenant {:?} over {}: expected a 4xx refusal, got {}",
+            shorten(tenant),
+            t.name(),
+            ack.describe()
         );
     }
     Ok(())
@@ -231,26 +237,7 @@ async fn cross_tenant_read(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
     );
 
     // A write names one tenant.
-    let (_, rs) = fixtures::simple_trace("cross-write", 1);
-    for (cap, t) in [
-        (OtlpHttpProtobuf, Transport::HttpProtobuf),
-        (OtlpGrpc, Transport::Grpc),
-    ] {
-        if !cx.has(cap) {
-            continue;
-        }
-        let ack = cx
-            .sender()
-            .as_tenant(Some(&both))
-            .send(t, &fixtures::request(rs.clone()), false)
-            .await?;
-        ensure!(
-            !ack.ok() && (400..500).contains(&ack.http_status),
-            "ingest as {both:?} over {}: expected a 4xx refusal, got {}",
-            t.name(),
-            ack.describe()
-        );
-    }
+    expect_ingest_refused(cx, &both, "cross-write").await?;
 
     // Malformed tenant lists are refused on reads.
     let id = hex::encode(written[0].0);
