@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use reference_backend::release::ReleaseId;
 
+use crate::outcome::{Counts, Outcome};
 use crate::report::{DEFAULT_OUT, Report};
 use crate::runner::{run_target, select};
 use crate::spec::TargetFile;
@@ -74,6 +75,19 @@ pub enum Command {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Merge the `report.json` of several runs into one report (one column per run), e.g.
+    /// for a verdict table across targets and upgrade paths.
+    Merge {
+        /// Title of the merged report.
+        #[arg(long, default_value = "merged runs")]
+        title: String,
+        /// Where the merged reports go.
+        #[arg(long)]
+        out: PathBuf,
+        /// `report.json` files (or directories holding one), in column order.
+        #[arg(required = true, value_name = "REPORT")]
+        reports: Vec<PathBuf>,
+    },
     /// Run a reference-backend release (same flags as `reference-backend`, and its
     /// `check-config`), for child-process targets when the `reference-backend` binary is not
     /// at hand.
@@ -126,23 +140,23 @@ async fn store(
 fn finish(report: &Report, out: &std::path::Path) -> anyhow::Result<u8> {
     let paths = report.write(out)?;
     for run in &report.runs {
-        let (mut pass, mut fail, mut skip) = (0, 0, 0);
-        for c in &run.results {
-            match c.outcome {
-                crate::runner::Outcome::Pass => pass += 1,
-                crate::runner::Outcome::Fail(_) => fail += 1,
-                crate::runner::Outcome::Skip(_) => skip += 1,
-            }
-        }
         println!(
-            "{} {} [{}]: {pass} passed, {fail} failed, {skip} skipped",
+            "{} {} [{}]: {}",
             if run.passed() { "PASSED" } else { "FAILED" },
             run.target,
-            run.store
+            run.store,
+            Counts::of(&run.results).summary()
         );
         for c in &run.results {
-            if let crate::runner::Outcome::Fail(r) = &c.outcome {
-                println!("  fail {}: {}", c.id, r.lines().next().unwrap_or_default());
+            match &c.outcome {
+                Outcome::Fail(r) => {
+                    println!("  fail {}: {}", c.id, r.lines().next().unwrap_or_default())
+                }
+                Outcome::KnownDeviation(d) => println!("  known deviation {}: {}", c.id, d.reason),
+                Outcome::Skip(r) if r.starts_with("not run here") => {
+                    println!("  skip {}: {r}", c.id)
+                }
+                _ => {}
             }
         }
     }
@@ -204,6 +218,34 @@ pub async fn run(opts: Opts) -> anyhow::Result<u8> {
                 s.stop().await;
             }
             finish(&report, &out)
+        }
+        Command::Merge {
+            title,
+            out,
+            reports,
+        } => {
+            let mut merged = Report::new(title);
+            let mut earliest: Option<String> = None;
+            for path in reports {
+                let path = if path.is_dir() {
+                    path.join("report.json")
+                } else {
+                    path
+                };
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                let r: Report = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a conformance report", path.display()))?;
+                if earliest.as_ref().is_none_or(|e| r.started_at < *e) {
+                    earliest = Some(r.started_at.clone());
+                }
+                merged.skipped_runs.extend(r.skipped_runs);
+                merged.runs.extend(r.runs);
+            }
+            if let Some(e) = earliest {
+                merged.started_at = e;
+            }
+            finish(&merged, &out)
         }
         Command::ServeReference {
             check: Some(ServeCommand::CheckConfig { release, file }),

@@ -10,6 +10,8 @@ pub mod docker;
 pub mod error;
 pub mod fixtures;
 pub mod otlp;
+pub mod outcome;
+pub mod persist;
 pub mod report;
 pub mod runner;
 pub mod s3_bucket;

@@ -146,9 +146,12 @@ impl Sender {
             .connect()
             .await
             .map_err(|e| anyhow::anyhow!("connect {url}: {e}"))?;
+        // A gRPC server answers a compressed request with a response compressed the same way
+        // (grpc-go does), so accept gzip answers as OTLP exporters do.
         let mut client = TraceServiceClient::new(channel)
             .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(256 << 20);
+            .max_encoding_message_size(256 << 20)
+            .accept_compressed(CompressionEncoding::Gzip);
         if gzip {
             client = client.send_compressed(CompressionEncoding::Gzip);
         }
@@ -264,4 +267,59 @@ fn status_message(bytes: &[u8]) -> String {
         return s.message;
     }
     String::from_utf8_lossy(bytes).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::convert::Infallible;
+
+    /// Answer an export the way grpc-go does when the request was gzip-compressed: the
+    /// response message gzip-compressed too (`grpc-encoding: gzip`, compressed flag set), whether
+    /// or not the client said it accepts gzip.
+    async fn grpc_go_answer(_body: axum::body::Bytes) -> axum::response::Response {
+        let msg = ExportTraceServiceResponse::default().encode_to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&msg).unwrap();
+        let packed = gz.finish().unwrap();
+        let mut framed = vec![1u8];
+        framed.extend((packed.len() as u32).to_be_bytes());
+        framed.extend(packed);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let frames = futures::stream::iter([
+            Ok::<_, Infallible>(hyper::body::Frame::data(bytes::Bytes::from(framed))),
+            Ok(hyper::body::Frame::trailers(trailers)),
+        ]);
+        axum::response::Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-encoding", "gzip")
+            .body(axum::body::Body::new(http_body_util::StreamBody::new(
+                frames,
+            )))
+            .unwrap()
+    }
+
+    /// A gzip export to a server that answers like grpc-go is accepted: the sender takes gzip
+    /// answers, as OTLP exporters do. (Tempo's gzip answers were once reported as a refusal,
+    /// "Content is compressed with `gzip` which isn't supported", by a client that did not.)
+    #[tokio::test]
+    async fn gzip_requests_accept_gzip_answers() {
+        let app = axum::Router::new().route(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            axum::routing::post(grpc_go_answer),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let sender = Sender::new(Some(format!("http://{addr}")), None, None);
+        let (_, rs) = crate::fixtures::simple_trace("gzip-answer", 1);
+        let ack = sender
+            .send(Transport::Grpc, &crate::fixtures::request(rs), true)
+            .await
+            .unwrap();
+        assert!(ack.ok(), "{}", ack.describe());
+        server.abort();
+    }
 }

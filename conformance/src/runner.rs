@@ -5,98 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::cases::{Case, Ctx, Run, Skip, catalog};
+use crate::cases::{Case, Ctx, Run, catalog};
+pub use crate::outcome::{CaseResult, KnownDeviation, Outcome, TargetRun, judge, verdict};
 use crate::spec::{TargetFile, pattern_matches};
 use crate::store::Store;
 use crate::target::{self, Launch, Ports};
-
-/// What became of one case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Passed.
-    Pass,
-    /// Failed, with why.
-    Fail(String),
-    /// Not run, with why.
-    Skip(String),
-}
-
-impl Outcome {
-    /// Short label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail(_) => "fail",
-            Outcome::Skip(_) => "skip",
-        }
-    }
-
-    /// The reason of a failure or skip.
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            Outcome::Pass => None,
-            Outcome::Fail(r) | Outcome::Skip(r) => Some(r),
-        }
-    }
-}
-
-/// One case's verdict.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CaseResult {
-    /// Case id.
-    pub id: String,
-    /// Case description.
-    pub description: String,
-    /// Verdict.
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    /// Time taken.
-    pub seconds: f64,
-}
-
-/// The verdicts of one target (or one upgrade pair) on one store.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TargetRun {
-    /// Column title: target name, or `from → to`.
-    pub target: String,
-    /// Store spec.
-    pub store: String,
-    /// `run` or `upgrade`.
-    pub command: String,
-    /// Things worth knowing (versions, forced stops, availability gap).
-    pub notes: Vec<String>,
-    /// One entry per selected case.
-    pub results: Vec<CaseResult>,
-}
-
-impl TargetRun {
-    /// True when nothing failed.
-    pub fn passed(&self) -> bool {
-        self.results
-            .iter()
-            .all(|r| !matches!(r.outcome, Outcome::Fail(_)))
-    }
-
-    /// The verdict of case `id`, if selected.
-    pub fn outcome(&self, id: &str) -> Option<&Outcome> {
-        self.results.iter().find(|r| r.id == id).map(|r| &r.outcome)
-    }
-}
-
-/// A case verdict from a case body's result.
-pub fn verdict(r: anyhow::Result<()>) -> Outcome {
-    match r {
-        Ok(()) => Outcome::Pass,
-        Err(e) => match e.downcast_ref::<Skip>() {
-            Some(s) => Outcome::Skip(s.0.clone()),
-            None => Outcome::Fail(format!("{e:#}")),
-        },
-    }
-}
 
 /// Single-target cases selected by `pattern` (all when `None`).
 pub fn select(pattern: Option<&str>) -> Vec<Case> {
@@ -158,11 +73,14 @@ pub async fn run_target(
         notes: Vec::new(),
         results: Vec::new(),
     };
-    if let Some(reason) = target::unavailable_here(file).await {
-        let outcome = if crate::docker::required() {
-            Outcome::Fail(format!("{reason} (TRACEBENCH_REQUIRE_DOCKER=1)"))
+    if let Some(u) = target::unavailable_here(file).await {
+        let outcome = if u.required {
+            Outcome::Fail(format!(
+                "not run here: {} (and the environment requires it)",
+                u.reason
+            ))
         } else {
-            Outcome::Skip(reason)
+            Outcome::Skip(format!("not run here: {}", u.reason))
         };
         run.results = cases
             .iter()
@@ -259,6 +177,7 @@ async fn run_group(
             Ok(r) => verdict(r),
             Err(_) => Outcome::Fail(format!("did not finish within {}s", timeout.as_secs())),
         };
+        let outcome = judge(outcome, file.deviation(case.id));
         info!(case = case.id, outcome = outcome.label(), "case done");
         let failed = matches!(outcome, Outcome::Fail(_));
         out.push(result(case, outcome, t0));

@@ -82,6 +82,66 @@ fn run_writes_three_reports_and_the_exit_code_follows_the_verdicts() {
     assert!(junit.contains("<failure message="), "{junit}");
 }
 
+/// A declared deviation that occurs is reported apart from passes and failures, with its
+/// reason, in all three reports, and the run exits 0; one that does not occur fails the run.
+#[test]
+fn declared_deviations_are_reported_and_must_occur() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(common::target_path("reference-1"))
+        .unwrap()
+        .replace("max_request_bytes: 4194304", "max_request_bytes: 100000")
+        + "deviations:\n  ingest.oversized_request:\n    reason: the cap declared here is not the config's\n    matches: 'a request of about \\d+ bytes over a 100000-byte cap was accepted'\n";
+    let target = dir.path().join("deviating.yaml");
+    std::fs::write(&target, &text).unwrap();
+    let run = |cases: &str, out: &std::path::Path| {
+        Command::new(BIN)
+            .args(["run", "--target"])
+            .arg(&target)
+            .args(["--store", "local", "--cases", cases, "--out"])
+            .arg(out)
+            .arg("--work-dir")
+            .arg(out.join("work"))
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("known");
+    let ok = run("ingest.oversized_request", &out);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("0 failed, 1 known deviation")
+            && stdout.contains("known deviation ingest.oversized_request: the cap declared"),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("⚠️ known deviation"), "{md}");
+    assert!(
+        md.contains("known deviation: the cap declared here is not the config's — observed: a request of about"),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<skipped message=\"known deviation: the cap declared here")
+            && !junit.contains("<failure"),
+        "{junit}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["runs"][0]["results"][0]["outcome"], "known_deviation");
+
+    // The same declaration on a case that passes fails the run.
+    let text = text.replace(
+        "ingest.oversized_request:\n    reason",
+        "ingest.otlp_grpc:\n    reason",
+    );
+    std::fs::write(&target, text).unwrap();
+    let out = dir.path().join("passing");
+    let failed = run("ingest.otlp_grpc", &out);
+    assert_eq!(failed.status.code(), Some(1));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("passed, but a deviation is declared"), "{md}");
+}
+
 /// A copy of a bundled target file in `dir` that gives up on reads after 2 s (for pairs
 /// whose reads are expected to fail).
 fn impatient(dir: &std::path::Path, name: &str) -> std::path::PathBuf {

@@ -44,7 +44,7 @@ config: |
 readiness: {{path: /ready, timeout: 30s}}
 stop: {{grace: 10s}}
 pre_stop: [{{method: POST, path: /flush}}]
-flush: {{method: POST, path: /flush}}
+flush: {{call: {{method: POST, path: /flush}}}}
 capabilities: [otlp_grpc, otlp_http_protobuf, trace_by_id_v1, trace_by_id_v2, lifecycle, wal, flush]
 timings: {{visible_within: 10s, poll_interval: 100ms}}
 "#

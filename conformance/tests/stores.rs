@@ -49,11 +49,36 @@ async fn container_targets_are_skipped_with_the_reason_without_docker() {
     if conformance::docker::available().await.is_ok() || conformance::docker::required() {
         return;
     }
-    let file = common::target("tempo-3.0-container");
+    let file = common::target("tempo-3.0.3-container");
     let run = common::run(&file, StoreSpec::Local, &select(Some("ingest.otlp_grpc"))).await;
     let conformance::runner::Outcome::Skip(reason) = common::outcome(&run, "ingest.otlp_grpc")
     else {
         panic!("expected a skip");
     };
-    assert!(reason.starts_with("docker unavailable"), "{reason}");
+    assert!(
+        reason.starts_with("not run here: docker unavailable"),
+        "{reason}"
+    );
+}
+
+/// A process target whose binary is neither in its `binary_dir_env` folder nor on PATH is
+/// skipped, naming where it was looked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_targets_without_their_binary_are_skipped_with_the_reason() {
+    if std::env::var("TRACEBENCH_REQUIRE_TEMPO").is_ok_and(|v| v == "1") {
+        return;
+    }
+    let mut file = common::target("tempo-3.0.3");
+    file.binary = Some("tempo-v0.0.0-not-installed".into());
+    let run = common::run(&file, StoreSpec::Local, &select(Some("ingest.otlp_grpc"))).await;
+    let conformance::runner::Outcome::Skip(reason) = common::outcome(&run, "ingest.otlp_grpc")
+    else {
+        panic!("expected a skip: {:?}", run.results);
+    };
+    assert!(
+        reason.starts_with(
+            "not run here: tempo-v0.0.0-not-installed not found in $TRACEBENCH_TEMPO_BIN_DIR"
+        ) && reason.ends_with("or PATH"),
+        "{reason}"
+    );
 }

@@ -48,6 +48,7 @@ fn bundled_targets_load_and_render() {
                     http: 3200,
                     grpc: 4317,
                     otlp_http: 4318,
+                    internal_grpc: 9095,
                 },
             };
             let text = render_config(&file, &launch, launch.ports, &scratch.path().join("c.yaml"))
@@ -72,8 +73,55 @@ fn bundled_targets_load_and_render() {
                 if matches!(store, StoreInfo::S3 { .. }) {
                     assert!(text.contains("endpoint: 127.0.0.1:9000"), "{text}");
                 }
+                // Every path the target writes is inside this run's directories (Tempo's
+                // defaults are under /var/tempo, shared between runs).
+                let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+                let mut paths = Vec::new();
+                absolute_paths(&v, &mut paths);
+                for p in &paths {
+                    assert!(
+                        p.starts_with(&scratch.path().display().to_string()),
+                        "{} {profile:?}: {p} is outside the run's directories",
+                        path.display()
+                    );
+                }
+                // Each place Tempo keeps state is set (each has a /var/tempo default).
+                let keys: &[&str] = match file.config_file.as_deref().and_then(|p| p.to_str()) {
+                    Some("configs/tempo-3.0.yaml") => &[
+                        "/live_store/wal/path",
+                        "/live_store/shutdown_marker_dir",
+                        "/backend_scheduler/local_work_path",
+                        "/metrics_generator/storage/path",
+                        "/storage/trace/wal/path",
+                    ],
+                    Some("configs/tempo-2.10.yaml") => &[
+                        "/backend_scheduler/local_work_path",
+                        "/metrics_generator/storage/path",
+                        "/metrics_generator/traces_storage/path",
+                        "/storage/trace/wal/path",
+                    ],
+                    _ => &[],
+                };
+                for k in keys {
+                    assert!(
+                        v.pointer(k)
+                            .and_then(|x| x.as_str())
+                            .is_some_and(|x| paths.iter().any(|p| p == x)),
+                        "{}: {k} not set inside the run's directories",
+                        path.display()
+                    );
+                }
             }
         }
     }
-    assert!(seen >= 8, "only {seen} target files");
+    assert!(seen >= 9, "only {seen} target files");
+}
+
+fn absolute_paths(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) if s.starts_with('/') => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| absolute_paths(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| absolute_paths(x, out)),
+        _ => {}
+    }
 }

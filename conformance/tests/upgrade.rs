@@ -18,12 +18,7 @@ fn release_1_again() -> conformance::spec::TargetFile {
     for c in [Capability::SearchTags, Capability::SearchTraceql] {
         to.capabilities.remove(&c);
     }
-    to.upgrades_from = vec![UpgradeExpectation {
-        from: "reference-1".into(),
-        config: Default::default(),
-        wal: Default::default(),
-        rollback: Default::default(),
-    }];
+    to.upgrades_from = vec![UpgradeExpectation::full("reference-1")];
     to
 }
 
@@ -76,7 +71,7 @@ async fn under_load_the_gap_is_reported_and_nothing_acknowledged_is_lost() {
     let scenario = dir.path().join("load.yaml");
     std::fs::write(
         &scenario,
-        "name: tiny\nrate:\n  value: 200\n  duration: 4s\n  batch: 20\nworkload:\n  mix:\n    - shape: go-example\nverify:\n  sample: 0.5\n  timeout: 10s\n",
+        "name: tiny\nrate:\n  value: 200\n  duration: 4s\n  batch: 20\nworkload:\n  mix:\n    - shape: go-example\nverify:\n  sample: 0.5\n  timeout: 60s\n",
     )
     .unwrap();
     let s = common::store(StoreSpec::Local, dir.path()).await;

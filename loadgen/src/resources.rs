@@ -6,8 +6,11 @@
 //! * a local process (`pid`): `/proc/<pid>/stat` and `statm`;
 //! * a remote target: its Prometheus `/metrics` (`process_cpu_seconds_total`,
 //!   `process_resident_memory_bytes`, plus Tempo's `tempo_discarded_spans_total` and
-//!   `tempo_distributor_spans_received_total` when present).
+//!   `tempo_distributor_spans_received_total` when present; discards are also kept by
+//!   their `reason` label, since the sum alone does not say whether a limit or bad data
+//!   dropped them).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,12 +40,16 @@ impl Source {
     }
 }
 
+/// Tempo's discard counter.
+const DISCARDED: &str = "tempo_discarded_spans_total";
+
 /// One raw reading.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Reading {
     cpu_seconds: f64,
     rss_bytes: u64,
     discarded: Option<f64>,
+    discarded_by_reason: BTreeMap<String, f64>,
     received: Option<f64>,
 }
 
@@ -113,6 +120,67 @@ pub fn metric_sum(text: &str, metric: &str) -> Option<f64> {
     found.then_some(sum)
 }
 
+/// Sums of every sample of `metric` by the value of its label `label` (samples without the
+/// label under `""`). Empty when the metric is absent.
+pub fn metric_by_label(text: &str, metric: &str, label: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(metric) else {
+            continue;
+        };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(inner) => match split_labels(inner) {
+                Some(x) => x,
+                None => continue,
+            },
+            None if rest.starts_with(' ') => (BTreeMap::new(), rest),
+            None => continue,
+        };
+        let Some(v) = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let key = labels.get(label).cloned().unwrap_or_default();
+        *out.entry(key).or_insert(0.0) += v;
+    }
+    out
+}
+
+/// Parse `a="x",b="y\"z"} 3` (after the opening brace) into the labels and the rest.
+fn split_labels(s: &str) -> Option<(BTreeMap<String, String>, &str)> {
+    let mut labels = BTreeMap::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches([',', ' ']);
+        if let Some(after) = rest.strip_prefix('}') {
+            return Some((labels, after));
+        }
+        let eq = rest.find('=')?;
+        let name = rest[..eq].trim().to_owned();
+        let quoted = rest[eq + 1..].trim_start().strip_prefix('"')?;
+        let mut value = String::new();
+        let mut chars = quoted.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(name, value);
+        rest = &quoted[end + 1..];
+    }
+}
+
 async fn read(source: &Source, http: &reqwest::Client) -> Option<Reading> {
     match source {
         Source::Threads(prefixes) => Some(Reading {
@@ -133,7 +201,8 @@ async fn read(source: &Source, http: &reqwest::Client) -> Option<Reading> {
             Some(Reading {
                 cpu_seconds: metric_sum(&text, "process_cpu_seconds_total")?,
                 rss_bytes: metric_sum(&text, "process_resident_memory_bytes").unwrap_or(0.0) as u64,
-                discarded: metric_sum(&text, "tempo_discarded_spans_total"),
+                discarded: metric_sum(&text, DISCARDED),
+                discarded_by_reason: metric_by_label(&text, DISCARDED, "reason"),
                 received: metric_sum(&text, "tempo_distributor_spans_received_total"),
             })
         }
@@ -191,7 +260,7 @@ impl Sampler {
         if let Some(l) = last {
             readings.push((elapsed, l));
         }
-        let end = readings.last().map(|(_, r)| *r)?;
+        let end = readings.last().map(|(_, r)| r.clone())?;
         let mut samples = Vec::with_capacity(readings.len());
         let (mut prev_t, mut prev_cpu) = (0.0, first.cpu_seconds);
         for (t, r) in &readings {
@@ -215,10 +284,23 @@ impl Sampler {
             .max()
             .unwrap_or(end.rss_bytes);
         let rate = spans_accepted as f64 / elapsed.max(1e-3);
+        // Tempo creates a labelled counter at its first increment: absent at the first
+        // scrape but present at the last means it started from zero.
+        let scraped = matches!(self.source, Source::Metrics(_));
         let delta = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) => Some((b - a).max(0.0) as u64),
+            (None, Some(b)) if scraped => Some(b.max(0.0) as u64),
             _ => None,
         };
+        let discarded_by_reason = end
+            .discarded_by_reason
+            .iter()
+            .map(|(k, b)| {
+                let a = first.discarded_by_reason.get(k).copied().unwrap_or(0.0);
+                (k.clone(), (b - a).max(0.0) as u64)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
         Some(Resources {
             source: self.source.name().to_owned(),
             samples,
@@ -237,6 +319,7 @@ impl Sampler {
                 0.0
             },
             discarded_spans: delta(first.discarded, end.discarded),
+            discarded_by_reason,
             received_spans: delta(first.received, end.received),
         })
     }
@@ -253,6 +336,23 @@ mod tests {
         assert_eq!(metric_sum(text, "tempo_discarded_spans_total"), Some(7.5));
         assert_eq!(metric_sum(text, "process_cpu_seconds_total"), Some(1.25));
         assert_eq!(metric_sum(text, "missing"), None);
+    }
+
+    #[test]
+    fn metric_splits_by_a_label() {
+        let text = "# TYPE tempo_discarded_spans_total counter\n\
+            tempo_discarded_spans_total{reason=\"live_traces_exceeded\",tenant=\"a\"} 300000\n\
+            tempo_discarded_spans_total{tenant=\"b\",reason=\"live_traces_exceeded\"} 30000\n\
+            tempo_discarded_spans_total{reason=\"odd \\\"quoted\\\", value\",tenant=\"a\"} 2\n\
+            tempo_discarded_spans_total{tenant=\"a\"} 1 1700000000000\n\
+            tempo_discarded_spans_total_other{reason=\"x\"} 9\n";
+        let by = metric_by_label(text, DISCARDED, "reason");
+        assert_eq!(by.get("live_traces_exceeded"), Some(&330000.0));
+        assert_eq!(by.get("odd \"quoted\", value"), Some(&2.0));
+        assert_eq!(by.get(""), Some(&1.0), "no reason label: {by:?}");
+        assert_eq!(by.len(), 3, "{by:?}");
+        assert!(metric_by_label(text, "missing", "reason").is_empty());
+        assert!(metric_by_label("x{a=\"unterminated} 1\n", "x", "a").is_empty());
     }
 
     #[test]

@@ -11,10 +11,10 @@ use crate::exporter::sdk::{SdkBatchConfig, SdkDriver};
 use crate::progress::Progress;
 use crate::query_load::{self, QueryDriver};
 use crate::report::model::{
-    Environment, GeneratorHealth, QueryLoadResult, Report, SCHEMA_VERSION, ScenarioInfo, ShardInfo,
-    ThresholdResult, Verification,
+    Environment, GeneratorHealth, Limiter, QueryLoadResult, Report, SCHEMA_VERSION, ScenarioInfo,
+    ShardInfo, ThresholdResult, Verification,
 };
-use crate::report::sizing;
+use crate::report::{pace, sizing};
 use crate::resources::Sampler;
 use crate::scenario::rate::RatePlan;
 use crate::scenario::{ExportMode, Scenario, Thresholds};
@@ -198,6 +198,11 @@ pub async fn run(scenario: Scenario, opts: &RunOptions) -> Result<Report> {
         load_elapsed,
         &stats,
         cpu_generator.max(0.0),
+        &recorder,
+        match scenario.rate.mode {
+            ExportMode::Wire => scenario.rate.max_in_flight as u64,
+            ExportMode::Sdk => 0,
+        },
     );
     generator.notes.extend(sdk_note);
     let latency = recorder.latency();
@@ -323,47 +328,46 @@ fn scenario_info(s: &Scenario, plan: &RatePlan, mix: &Mix, file: &str) -> Scenar
     }
 }
 
+/// The generator's self-check: offered vs achieved, schedule lag, CPU, and who set the
+/// pace when requests left late (see [`crate::report::pace`]).
 fn health(
     plan: &RatePlan,
     spans_sent: u64,
     elapsed: f64,
     stats: &scheduler::SchedulerStats,
     cpu: f64,
+    recorder: &Recorder,
+    max_in_flight: u64,
 ) -> GeneratorHealth {
     let offered = plan.total_spans() / plan.duration().max(1e-9);
     let achieved = spans_sent as f64 / elapsed.max(1e-9);
-    let lag = hist::percentiles(&stats.generator_lag, 1000.0);
-    let backlog = hist::percentiles(&stats.backlog_wait, 1000.0);
+    // Intended → actual send. In sdk mode the SDK sends, so the lag is how late spans were
+    // created.
+    let lag = if max_in_flight == 0 {
+        hist::percentiles(&stats.generator_lag, 1000.0)
+    } else {
+        hist::percentiles(&recorder.lag(), 1000.0)
+    };
     let cores = cpu / elapsed.max(1e-9);
-    let mut notes = Vec::new();
-    let behind = achieved < offered * 0.95;
-    let generator_bound = lag.p99 > 100.0 || (behind && backlog.p99 < lag.p99);
-    if generator_bound {
-        notes.push(format!(
-            "the generator fell behind its schedule (production lag p99 {:.1} ms, max {:.1} ms) using {:.2} cores: the offered rate was not fully applied, so backend figures understate what it can take",
-            lag.p99, lag.max, cores
-        ));
-    }
-    if backlog.p99 > 10.0 {
-        notes.push(format!(
-            "requests waited for an in-flight slot (p99 {:.1} ms): the backend answered too slowly for max_in_flight; latency is still counted from the intended send time",
-            backlog.p99
-        ));
-    }
-    if behind {
-        notes.push(format!(
-            "achieved {achieved:.0} of {offered:.0} spans/s offered ({:.0} %)",
-            100.0 * achieved / offered.max(1e-9)
-        ));
-    }
+    let spent = recorder.pace_totals();
+    let pace = pace::classify(&pace::Evidence {
+        max_in_flight,
+        elapsed_s: elapsed,
+        slots_full_s: spent.slots_full.as_secs_f64(),
+        generator_behind_s: spent.generator_behind.as_secs_f64(),
+        slot_wait: hist::percentiles(&stats.backlog_wait, 1000.0),
+        achieved_ratio: achieved / offered.max(1e-9),
+        late_p99_ms: lag.p99,
+    });
     GeneratorHealth {
         offered_spans_per_s: offered,
         achieved_spans_per_s: achieved,
         schedule_lag: lag,
         cpu_seconds: cpu,
         cpu_cores: cores,
-        bottleneck: generator_bound,
-        notes,
+        bottleneck: pace.limited_by == Limiter::Generator,
+        pace: Some(pace),
+        notes: Vec::new(),
     }
 }
 
@@ -371,9 +375,18 @@ fn fmt_ms(ms: f64) -> String {
     format!("{ms:.1} ms")
 }
 
-/// Evaluate thresholds. With read-back on and no explicit `max_lost_spans`, any loss fails.
+/// Evaluate thresholds. With read-back on and no explicit `max_lost_spans`, any loss fails;
+/// without an explicit `error_rate`, a run in which no request was acknowledged fails.
 pub fn evaluate(t: &Thresholds, r: &Report, verify_on: bool) -> Vec<ThresholdResult> {
     let mut out = Vec::new();
+    if t.error_rate.is_none() && r.totals.requests_sent > 0 && r.totals.requests_ok == 0 {
+        out.push(ThresholdResult {
+            name: "requests_acknowledged".into(),
+            limit: "at least 1".into(),
+            actual: format!("0 of {}", r.totals.requests_sent),
+            passed: false,
+        });
+    }
     if let Some(limit) = t.export_p99 {
         let actual = r.latency.corrected.p99;
         out.push(ThresholdResult {

@@ -6,6 +6,13 @@
 //! omission correction). Two lags are kept apart: how late the generator itself produced a
 //! request (`generator lag`: CPU), and how long it then waited for an in-flight slot
 //! (`backend backlog`).
+//!
+//! Requests are produced one after another, so every moment the schedule is behind belongs
+//! to exactly one request and one of two causes, reported to the recorder
+//! ([`Recorder::pace`]): from the later of its intended time and the previous send until it
+//! was ready, the generator was behind with a slot free; from ready until a slot freed up,
+//! every slot was busy waiting on the backend. A request that inherits lateness from a
+//! slot wait is not blamed on the generator a second time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -114,8 +121,6 @@ pub async fn run(
         sent: plan.sent.clone(),
     });
     let permits = Arc::new(Semaphore::new(plan.max_in_flight));
-    let mut gen_lag = hist::new_us();
-    let mut backlog = hist::new_us();
     let (index, count) = plan.shard;
     let mut next_seq = index;
     let mut sampled = 0usize;
@@ -123,6 +128,11 @@ pub async fn run(
     let mut late: BinaryHeap<Reverse<LatePart>> = BinaryHeap::new();
     let mut traces = 0u64;
     let start = Instant::now();
+    let mut lag = Lag {
+        generator: hist::new_us(),
+        backlog: hist::new_us(),
+        loop_free: start,
+    };
     let end_s = plan.rate.duration();
     while let Some(due_s) = plan.rate.due(cum_spans + plan.batch as f64) {
         let due_ns = (due_s * 1e9) as u64;
@@ -175,17 +185,8 @@ pub async fn run(
         cum_spans += spans as f64;
         let intended = start + Duration::from_nanos(due_ns);
         send(
-            &shared,
-            &permits,
-            &exporter,
-            buf,
-            spans,
-            carried,
-            intended,
-            due_s,
-            new_traces,
-            &mut gen_lag,
-            &mut backlog,
+            &shared, &permits, &exporter, buf, spans, carried, intended, due_s, new_traces,
+            &mut lag,
         )
         .await;
     }
@@ -207,16 +208,15 @@ pub async fn run(
             intended,
             due_s.min(end_s),
             0,
-            &mut gen_lag,
-            &mut backlog,
+            &mut lag,
         )
         .await;
     }
     // Wait for every in-flight request.
     let _all = permits.acquire_many(plan.max_in_flight as u32).await;
     SchedulerStats {
-        generator_lag: gen_lag,
-        backlog_wait: backlog,
+        generator_lag: lag.generator,
+        backlog_wait: lag.backlog,
         traces,
         elapsed: start.elapsed(),
     }
@@ -236,6 +236,16 @@ pub(crate) async fn wait_until(t: Instant) {
     }
 }
 
+/// The scheduler's own timing state.
+struct Lag {
+    /// Intended → ready (µs).
+    generator: Histogram<u64>,
+    /// Ready → sent, waiting for a slot (µs).
+    backlog: Histogram<u64>,
+    /// When the loop finished handing off the previous request.
+    loop_free: Instant,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn send(
     shared: &Arc<Shared>,
@@ -247,25 +257,31 @@ async fn send(
     intended: Instant,
     due_s: f64,
     new_traces: u64,
-    gen_lag: &mut Histogram<u64>,
-    backlog: &mut Histogram<u64>,
+    lag: &mut Lag,
 ) {
     let second = due_s as u32;
     shared.recorder.offered(second, spans as u64, new_traces);
     wait_until(intended).await;
     let ready = Instant::now();
     hist::record(
-        gen_lag,
+        &mut lag.generator,
         ready.saturating_duration_since(intended).as_micros() as u64,
     );
-    let Ok(permit) = permits.clone().acquire_owned().await else {
-        return;
+    // Waiting counts as "slots full" only when no slot was free at all.
+    let (permit, sent) = match permits.clone().try_acquire_owned() {
+        Ok(p) => (p, ready),
+        Err(_) => {
+            let Ok(p) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            (p, Instant::now())
+        }
     };
-    let sent = Instant::now();
-    hist::record(
-        backlog,
-        sent.saturating_duration_since(ready).as_micros() as u64,
-    );
+    let slot_wait = sent.saturating_duration_since(ready);
+    hist::record(&mut lag.backlog, slot_wait.as_micros() as u64);
+    let behind = ready.saturating_duration_since(intended.max(lag.loop_free));
+    shared.recorder.pace(second, slot_wait, behind);
+    lag.loop_free = sent;
     let (shared, exporter) = (shared.clone(), exporter.clone());
     let bytes = buf.len() as u64;
     tokio::spawn(async move {

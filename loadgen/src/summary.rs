@@ -42,6 +42,9 @@ pub fn summary_lines(r: &Report) -> String {
             );
         }
     }
+    if let Some(v) = crate::report::pace::verdict(&r.generator) {
+        let _ = writeln!(s, "PACE    {}: {}", v.title.to_lowercase(), v.text);
+    }
     for n in &r.generator.notes {
         let _ = writeln!(s, "NOTE    {n}");
     }
@@ -75,10 +78,18 @@ pub fn summary_lines(r: &Report) -> String {
             res.peak_rss_bytes as f64 / 1048576.0,
             res.spans_per_core_second
         );
-        if let Some(d) = res.discarded_spans {
-            let _ = write!(s, ", discarded (metrics) {d}");
-        }
         s.push('\n');
+        if let Some(d) = res.discarded_spans {
+            let tag = if d > 0 { "DISCARD " } else { "" };
+            let _ = write!(
+                s,
+                "{tag}backend discarded {d} spans (tempo_discarded_spans_total)"
+            );
+            if let Some(by) = res.discard_reasons() {
+                let _ = write!(s, " by reason: {by}");
+            }
+            s.push('\n');
+        }
     }
     if let Some(q) = &r.query_load {
         let _ = writeln!(

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use loadgen::report::model::{Report, ResourceSample, SCHEMA_VERSION, SecondPoint};
+use loadgen::report::model::{
+    Limiter, Pace, Percentiles, Report, ResourceSample, SCHEMA_VERSION, SecondPoint,
+};
 use loadgen::report::{
     CompareThresholds, LimitKind, Metric, compare, load, merge, parse_threshold, render_comparison,
     render_html, render_markdown, write_all,
@@ -51,6 +53,8 @@ fn report(shard: u32) -> Report {
                 p99_ms: 420.0 + f64::from(t * 3),
                 p99_uncorrected_ms: 150.0 + f64::from(t),
                 max_lag_ms: 30.0 + f64::from(t),
+                slots_full_ms: 2.0,
+                generator_behind_ms: 600.0,
             }
         })
         .collect();
@@ -68,6 +72,15 @@ fn report(shard: u32) -> Report {
     r.latency.uncorrected = hist::percentiles(&uncorrected, 1000.0);
     r.generator.achieved_spans_per_s = spans_sent as f64 / 30.0;
     r.generator.schedule_lag = hist::percentiles(&lag, 1000.0);
+    // The skeleton is a report from before the pace verdict; this run records it.
+    r.generator.pace = Some(Pace {
+        limited_by: Limiter::Generator,
+        max_in_flight: 64,
+        slots_full_share: 0.002,
+        generator_behind_share: 0.6,
+        slot_wait: Percentiles::default(),
+        achieved_ratio: r.generator.achieved_spans_per_s / r.generator.offered_spans_per_s,
+    });
     let v = r.verification.as_mut().unwrap();
     v.time_to_queryable = hist::percentiles(&ttq, 1.0);
     let res = r.resources.as_mut().unwrap();
@@ -97,6 +110,9 @@ fn clean() -> Report {
     r.passed = true;
     r.thresholds.retain(|t| t.passed);
     r.generator.bottleneck = false;
+    if let Some(p) = r.generator.pace.as_mut() {
+        p.limited_by = Limiter::KeptUp;
+    }
     r.generator.notes.clear();
     r.totals.requests_planned = r.totals.requests_sent;
     r.totals.requests_ok = r.totals.requests_sent;
@@ -165,6 +181,72 @@ fn markdown_leads_with_verdict_loss_and_bottleneck() {
     // Pipes in cells are escaped, so tables keep their columns.
     assert!(md.contains("429 Too Many Requests \\| ingestion rate limit"));
     assert!(md.contains("```yaml") && md.contains("</details>"));
+}
+
+/// A report written before loadgen told a saturated backend from a slow generator still
+/// loads, and its flag is shown without naming a cause.
+#[test]
+fn reports_without_the_pace_verdict_still_render_and_compare() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report-skeleton.json");
+    let old = load(&path).unwrap();
+    assert!(old.generator.pace.is_none() && old.generator.bottleneck);
+    assert!(old.series.iter().all(|p| p.slots_full_ms == 0.0));
+    let md = render_markdown(&old);
+    assert!(md.contains("The generator fell behind"), "{md}");
+    assert!(md.contains("cause is unknown"), "{md}");
+    let c = compare(
+        std::slice::from_ref(&old),
+        &[report(1)],
+        &CompareThresholds::default(),
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.starts_with("A#1") && n.contains("cause is unknown")),
+        "{:?}",
+        c.notes
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.starts_with("B#1") && n.contains("generator was the bottleneck")),
+        "{:?}",
+        c.notes
+    );
+}
+
+#[test]
+fn discards_are_shown_by_reason() {
+    let mut r = report(0);
+    let res = r.resources.as_mut().unwrap();
+    res.discarded_spans = Some(330_000);
+    res.discarded_by_reason = BTreeMap::from([
+        ("live_traces_exceeded".to_owned(), 329_990),
+        ("trace_too_large".to_owned(), 10),
+    ]);
+    let md = render_markdown(&r);
+    assert!(
+        md.contains(
+            "tempo_discarded_spans_total rose by 330,000 during the run, by reason: \
+             live_traces_exceeded 329,990, trace_too_large 10"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.lines()
+            .any(|l| l.contains("discarded: live_traces_exceeded") && l.contains("329,990")),
+        "{md}"
+    );
+    let html = render_html(&r);
+    assert!(html.contains("live_traces_exceeded 329,990"), "{html}");
+    let console = loadgen::summary::summary_lines(&r);
+    assert!(
+        console.contains(
+            "DISCARD backend discarded 330000 spans (tempo_discarded_spans_total) by reason: \
+             live_traces_exceeded 329,990, trace_too_large 10"
+        ),
+        "{console}"
+    );
 }
 
 #[test]
@@ -449,6 +531,14 @@ fn merge_of_three_shards_adds_counts_and_histograms() {
     assert_eq!(m.series[0].spans_offered, 30_000);
     assert_eq!(m.series[7].p99_ms, shards[0].series[7].p99_ms);
     assert!((m.generator.offered_spans_per_s - 30_000.0).abs() < 1e-6);
+    // Pace: the worst shard's verdict, the slots of all shards, per-second waits added.
+    let pace = m.generator.pace.as_ref().unwrap();
+    assert_eq!(pace.limited_by, Limiter::Generator);
+    assert_eq!(pace.max_in_flight, 3 * 64);
+    assert_eq!(m.series[0].generator_behind_ms, 3.0 * 600.0);
+    let mut mixed = shards.clone();
+    mixed[1].generator.pace = None;
+    assert_eq!(merge(&mixed).unwrap().generator.pace, None);
     assert!(!m.passed);
     assert_eq!(m.thresholds.len(), 2);
     assert!(m.thresholds[0].actual.contains("shard 2/3: 612 ms FAIL"));

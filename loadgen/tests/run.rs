@@ -308,3 +308,43 @@ verify: { sample: 0.2, delay: 50ms, timeout: 10s }
     assert!(report.totals.requests_sent > 0, "exports observed");
     assert_eq!(report.totals.spans_accepted, report.totals.spans_sent);
 }
+
+/// A backend that refuses every request, and a scenario without thresholds: the run still
+/// fails, because no request was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_without_one_acknowledged_request_fails_without_thresholds() {
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let yaml = format!(
+        r#"
+name: refused
+target:
+  kind: otlp
+  endpoints: ["http://{addr}"]
+  protocol: http-protobuf
+rate: {{ value: 500, duration: 1s, batch: 10, max_in_flight: 4 }}
+verify: {{ enabled: false }}
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let report = run(scenario(&yaml), &opts(&out)).await.unwrap();
+    assert!(report.totals.requests_sent > 0);
+    assert_eq!(report.totals.requests_ok, 0);
+    assert!(!report.passed);
+    let gate = report
+        .thresholds
+        .iter()
+        .find(|t| t.name == "requests_acknowledged")
+        .unwrap();
+    assert!(!gate.passed);
+    assert_eq!(gate.actual, format!("0 of {}", report.totals.requests_sent));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.starts_with("# FAILED"), "{}", &md[..200.min(md.len())]);
+    assert!(md.contains("requests_acknowledged"));
+}

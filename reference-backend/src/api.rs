@@ -84,9 +84,10 @@ fn bounds(params: &HashMap<String, String>) -> Result<TimeBounds, Error> {
     Ok(TimeBounds { start, end })
 }
 
-/// The request's tenant, as every query route resolves it.
-pub(crate) fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<String, Error> {
-    crate::tenant::resolve_for(
+/// The tenants a read covers, as every query route resolves them: one, or several with
+/// `X-Scope-OrgID: a|b` (multitenancy on), whose data is read and merged.
+pub(crate) fn tenants_of(state: &AppState, headers: &HeaderMap) -> Result<Vec<String>, Error> {
+    crate::tenant::resolve_reads_for(
         &state.config,
         headers
             .get(tempo_api::tenant::ORG_ID_HEADER)
@@ -102,11 +103,11 @@ async fn lookup(
 ) -> Result<Option<crate::query::FoundTrace>, Error> {
     let id = parse_trace_id(raw_id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     let bounds = bounds(params)?;
-    let tenant = tenant_of(state, headers)?;
+    let tenants = tenants_of(state, headers)?;
     let found = state
         .core()?
         .querier
-        .find_trace(&tenant, &id, bounds)
+        .find_trace_in(&tenants, &id, bounds)
         .await?;
     Ok(found)
 }

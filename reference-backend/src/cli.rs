@@ -1,13 +1,18 @@
-//! Command line: `reference-backend [--release N] [--config FILE] [--listen-report FILE]`,
-//! `reference-backend check-config [--release N] FILE` and `reference-backend releases`.
+//! Command line: `reference-backend [--release N] [--config FILE] [--config.expand-env]
+//! [--listen-report FILE]`, `reference-backend check-config [--release N]
+//! [--config.expand-env] FILE` and `reference-backend releases`.
+//!
+//! Tempo's spellings work too: `-config.file=FILE` and `-config.expand-env=true` (one dash,
+//! see [`tempo_style_args`]).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, LoadOptions};
 use crate::release::ReleaseId;
 use crate::server::Backend;
 
@@ -21,8 +26,20 @@ use crate::server::Backend;
 )]
 pub struct Opts {
     /// Config file (tempo.yaml-shaped). Without it every default applies.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', visible_alias = "config.file", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Expand `${VAR}` and `${VAR:-default}` in the config file from the environment
+    /// first, as Tempo's `-config.expand-env=true` does (`$${` is a literal `${`).
+    #[arg(
+        long = "config.expand-env",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub config_expand_env: bool,
     /// Write the bound addresses as JSON to FILE once listening (for port 0).
     #[arg(long, value_name = "FILE")]
     pub listen_report: Option<PathBuf>,
@@ -46,6 +63,17 @@ pub enum Command {
         /// Check against this release's schema.
         #[arg(long, value_name = "N", default_value_t = ReleaseId::default().number(), value_parser = parse_release)]
         release: u32,
+        /// Expand `${VAR}` and `${VAR:-default}` from the environment first.
+        #[arg(
+            long = "config.expand-env",
+            value_name = "BOOL",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            default_value_t = false,
+            action = clap::ArgAction::Set
+        )]
+        config_expand_env: bool,
         /// The config file.
         file: PathBuf,
     },
@@ -67,14 +95,30 @@ fn release(n: u32) -> ReleaseId {
     ReleaseId::from_number(n).unwrap_or_default()
 }
 
-fn load(path: Option<&PathBuf>, release: ReleaseId) -> anyhow::Result<Config> {
+/// Tempo's one-dash spellings of the config flags (`-config.file=F`,
+/// `-config.expand-env=true`) rewritten to this command line's (`--config.file=F`, …), so a
+/// Tempo command line works unchanged. Other arguments pass through as given.
+pub fn tempo_style_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some(s) if s.starts_with("-config.") => {
+                let mut long = OsString::from("-");
+                long.push(&a);
+                long
+            }
+            _ => a,
+        })
+        .collect()
+}
+
+fn load(path: Option<&PathBuf>, release: ReleaseId, expand_env: bool) -> anyhow::Result<Config> {
     let Some(p) = path else {
         return Ok(Config {
             release,
             ..Config::default()
         });
     };
-    let parsed = Config::load_for(p, release)?;
+    let parsed = Config::load_with(p, release, LoadOptions { expand_env })?;
     for w in &parsed.warnings {
         warn!(file = %p.display(), %release, "{w}");
     }
@@ -84,9 +128,16 @@ fn load(path: Option<&PathBuf>, release: ReleaseId) -> anyhow::Result<Config> {
 /// Run the command line.
 pub async fn run(opts: Opts) -> anyhow::Result<()> {
     match &opts.command {
-        Some(Command::CheckConfig { file, release: n }) => {
+        Some(Command::CheckConfig {
+            file,
+            release: n,
+            config_expand_env,
+        }) => {
             let r = release(*n);
-            let parsed = Config::load_for(file, r)?;
+            let options = LoadOptions {
+                expand_env: *config_expand_env,
+            };
+            let parsed = Config::load_with(file, r, options)?;
             for w in &parsed.warnings {
                 println!("warning: {w}");
             }
@@ -99,7 +150,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         }
         None => {}
     }
-    let config = load(opts.config.as_ref(), release(opts.release))?;
+    let config = load(
+        opts.config.as_ref(),
+        release(opts.release),
+        opts.config_expand_env,
+    )?;
     info!(release = config.release.number(), "starting");
     let backend = Backend::start(config).await?;
     if let Some(path) = &opts.listen_report {
@@ -135,4 +190,44 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Opts {
+        let args = tempo_style_args(args.iter().map(OsString::from));
+        Opts::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn tempo_and_own_spellings_of_the_config_flags() {
+        for args in [
+            &["rb", "-config.file=t.yaml", "-config.expand-env=true"][..],
+            &["rb", "--config.file=t.yaml", "--config.expand-env"],
+            &["rb", "--config", "t.yaml", "--config.expand-env=true"],
+            &["rb", "-c", "t.yaml", "-config.expand-env"],
+        ] {
+            let o = parse(args);
+            assert_eq!(o.config, Some(PathBuf::from("t.yaml")), "{args:?}");
+            assert!(o.config_expand_env, "{args:?}");
+        }
+        let o = parse(&["rb", "-config.file=t.yaml", "-config.expand-env=false"]);
+        assert!(!o.config_expand_env);
+        assert!(!parse(&["rb", "--config", "t.yaml"]).config_expand_env);
+        // The flag never takes the next argument as its value.
+        let o = parse(&["rb", "check-config", "--config.expand-env", "t.yaml"]);
+        match o.command {
+            Some(Command::CheckConfig {
+                file,
+                config_expand_env,
+                ..
+            }) => assert_eq!((file, config_expand_env), (PathBuf::from("t.yaml"), true)),
+            other => panic!("{other:?}"),
+        }
+        let e = Opts::try_parse_from(["rb", "--config.expand-env=maybe"]).unwrap_err();
+        assert!(e.to_string().contains("maybe"), "{e}");
+    }
 }

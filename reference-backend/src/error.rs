@@ -236,7 +236,13 @@ impl Error {
             Error::NotReady(_) => "not_ready",
             Error::InvalidArgument(msg) if msg.starts_with("trace ids") => "invalid_trace_id",
             Error::InvalidArgument(msg) if msg.starts_with("span ids") => "invalid_span_id",
-            Error::InvalidArgument(msg) if msg.starts_with("tenant") => "invalid_tenant",
+            Error::InvalidArgument(msg)
+                if msg.starts_with("tenant")
+                    || msg.starts_with("multiple org IDs")
+                    || msg.starts_with("no org id") =>
+            {
+                "invalid_tenant"
+            }
             Error::InvalidArgument(_) => "invalid_request",
             Error::UnsupportedMediaType(_) | Error::UnsupportedEncoding(_) => "invalid_request",
             _ => "unknown_error",

@@ -9,7 +9,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    let opts = reference_backend::cli::Opts::parse();
+    let args = reference_backend::cli::tempo_style_args(std::env::args_os());
+    let opts = reference_backend::cli::Opts::parse_from(args);
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&opts.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

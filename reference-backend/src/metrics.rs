@@ -94,8 +94,17 @@ pub struct Metrics {
     pub retention_deleted: Counter,
     /// Queries that touched a block in a format the running release cannot read.
     pub unreadable_block_reads: Family<FormatLabel, Counter>,
+    /// Queries that touched a block whose objects are damaged, by object.
+    pub corrupt_block_reads: Family<ObjectLabel, Counter>,
     /// Blocks in the block list, by format (set when `/metrics` is scraped).
     pub blocks: Family<FormatLabel, Gauge<u64, AtomicU64>>,
+}
+
+/// `object` label: which object of a block (`data`, `index`, `bloom`, `meta.json`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabel {
+    /// Object name.
+    pub object: String,
 }
 
 /// `format` label.
@@ -138,6 +147,7 @@ impl Metrics {
             query_seconds: Family::new_with_constructor(latency_histogram),
             block_read_errors: Counter::default(),
             unreadable_block_reads: Family::default(),
+            corrupt_block_reads: Family::default(),
             blocks: Family::default(),
             compaction_blocks_written: Counter::default(),
             compaction_objects_written: Counter::default(),
@@ -239,6 +249,11 @@ impl Metrics {
             m.unreadable_block_reads.clone(),
         );
         r.register(
+            "reference_backend_corrupt_block_reads",
+            "Queries that touched a block whose objects are damaged (each answered 500 naming the block)",
+            m.corrupt_block_reads.clone(),
+        );
+        r.register(
             "reference_backend_blocks",
             "Blocks in the block list by format (compacted inputs excluded)",
             m.blocks.clone(),
@@ -276,15 +291,26 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Count a failed block read (and, for an unreadable format, which format).
+    /// Count a failed block read (and, for an unreadable format, which format; for a damaged
+    /// block, which object).
     pub fn block_read_error(&self, e: &crate::error::Error) {
         self.block_read_errors.inc();
-        if let crate::error::Error::UnreadableBlock { format, .. } = e {
-            self.unreadable_block_reads
-                .get_or_create(&FormatLabel {
-                    format: format.clone(),
-                })
-                .inc();
+        match e {
+            crate::error::Error::UnreadableBlock { format, .. } => {
+                self.unreadable_block_reads
+                    .get_or_create(&FormatLabel {
+                        format: format.clone(),
+                    })
+                    .inc();
+            }
+            crate::error::Error::CorruptBlock { object, .. } => {
+                self.corrupt_block_reads
+                    .get_or_create(&ObjectLabel {
+                        object: (*object).to_owned(),
+                    })
+                    .inc();
+            }
+            _ => {}
         }
     }
 

@@ -70,25 +70,21 @@ impl Querier {
         id: &TraceId,
         bounds: TimeBounds,
     ) -> Result<Option<FoundTrace>> {
-        let mut parts = self.live.lookup(tenant, id)?;
-        for block in self.blocks.blocks(tenant) {
-            let (bs, be) = block.meta.time_range_secs();
-            if bounds.start.is_some_and(|s| be < s) || bounds.end.is_some_and(|e| bs > e) {
-                continue;
-            }
-            let found = async {
-                let reader = self.blocks.reader(&block).await?;
-                reader.find_trace(id).await
-            }
-            .await;
-            match found {
-                Ok(Some(bytes)) => parts.push(bytes),
-                Ok(None) => {}
-                Err(e) => {
-                    self.metrics.block_read_error(&e);
-                    return Err(e);
-                }
-            }
+        self.find_trace_in(&[tenant], id, bounds).await
+    }
+
+    /// Find every span of `id` that any of `tenants` stored (a cross-tenant read), merged
+    /// as the parts of one tenant's trace are. `None` when there is none.
+    pub async fn find_trace_in<S: AsRef<str>>(
+        &self,
+        tenants: &[S],
+        id: &TraceId,
+        bounds: TimeBounds,
+    ) -> Result<Option<FoundTrace>> {
+        let mut parts = Vec::new();
+        for tenant in tenants {
+            self.collect_parts(tenant.as_ref(), id, bounds, &mut parts)
+                .await?;
         }
         if parts.is_empty() {
             return Ok(None);
@@ -108,6 +104,39 @@ impl Querier {
             resource_spans,
             inspected_bytes,
         }))
+    }
+}
+
+impl Querier {
+    /// Append the encoded parts of `id` that `tenant` holds in memory and in blocks.
+    async fn collect_parts(
+        &self,
+        tenant: &str,
+        id: &TraceId,
+        bounds: TimeBounds,
+        parts: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
+        parts.extend(self.live.lookup(tenant, id)?);
+        for block in self.blocks.blocks(tenant) {
+            let (bs, be) = block.meta.time_range_secs();
+            if bounds.start.is_some_and(|s| be < s) || bounds.end.is_some_and(|e| bs > e) {
+                continue;
+            }
+            let found = async {
+                let reader = self.blocks.reader(&block).await?;
+                reader.find_trace(id).await
+            }
+            .await;
+            match found {
+                Ok(Some(bytes)) => parts.push(bytes),
+                Ok(None) => {}
+                Err(e) => {
+                    self.metrics.block_read_error(&e);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -21,7 +21,8 @@ pub use opentelemetry_proto::tonic as otlp;
 
 pub use client::{ClientError, RawResponse, TempoClient};
 pub use tenant::{
-    ORG_ID_HEADER, ORG_ID_METADATA, SINGLE_TENANT, TenantIdError, validate_tenant_id,
+    ORG_ID_HEADER, ORG_ID_METADATA, SINGLE_TENANT, TenantIdError, join_tenants, parse_read_tenants,
+    parse_write_tenant, validate_tenant_id,
 };
 pub use trace_id::{
     TraceId, TraceIdError, parse_trace_id, span_id_to_hex, trace_id_to_hex, trace_id_to_search_hex,

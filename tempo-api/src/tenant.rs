@@ -1,5 +1,6 @@
 //! Tenant IDs (`X-Scope-OrgID`), following dskit `tenant.ValidTenantID`,
-//! which Tempo enforces in the frontend and distributor since 2.10.
+//! which Tempo enforces in the frontend and distributor since 2.10, and the
+//! cross-tenant form `a|b` that reads accept and writes refuse.
 
 /// The tenant Tempo uses for every request when multitenancy is disabled.
 pub const SINGLE_TENANT: &str = "single-tenant";
@@ -12,6 +13,9 @@ pub const ORG_ID_METADATA: &str = "x-scope-orgid";
 
 /// Maximum tenant ID length in **bytes**.
 pub const MAX_TENANT_ID_LENGTH: usize = 150;
+
+/// Separates the tenants of a cross-tenant read (`X-Scope-OrgID: a|b`).
+pub const TENANT_SEPARATOR: char = '|';
 
 /// Why a tenant ID was rejected. `Display` is dskit's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +41,10 @@ pub enum TenantIdError {
     /// Exactly `.` or `..`.
     #[error("tenant ID is '.' or '..'")]
     DotOrDotDot,
+    /// Several different tenants where one is needed (a write with `a|b`; dskit
+    /// `user.ErrTooManyOrgIDs`).
+    #[error("multiple org IDs present")]
+    Multiple,
 }
 
 fn is_supported(b: u8) -> bool {
@@ -62,6 +70,43 @@ pub fn validate_tenant_id(id: &str) -> Result<(), TenantIdError> {
         return Err(TenantIdError::DotOrDotDot);
     }
     Ok(())
+}
+
+/// The tenants of a read, as Tempo's query-frontend takes them (dskit `tenant.TenantIDs`):
+/// `a|b` split on `|`, every part validated (an empty part, as in `|a`, `a|` or `a||b`, is
+/// [`TenantIdError::Empty`], "no org id"), then sorted and de-duplicated.
+pub fn parse_read_tenants(org_id: &str) -> Result<Vec<String>, TenantIdError> {
+    let mut ids = org_id
+        .split(TENANT_SEPARATOR)
+        .map(|id| validate_tenant_id(id).map(|()| id.to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// The one tenant of a write, as Tempo's distributor takes it (dskit `tenant.TenantID`):
+/// `a|a` is `a`; parts that differ (`a|b`, `|a`, `a|`) are [`TenantIdError::Multiple`].
+pub fn parse_write_tenant(org_id: &str) -> Result<&str, TenantIdError> {
+    let mut parts = org_id.split(TENANT_SEPARATOR);
+    let first = parts.next().unwrap_or_default();
+    if parts.any(|p| p != first) {
+        return Err(TenantIdError::Multiple);
+    }
+    validate_tenant_id(first)?;
+    Ok(first)
+}
+
+/// The `X-Scope-OrgID` value of a cross-tenant read of `tenants` (`a|b`).
+pub fn join_tenants<S: AsRef<str>>(tenants: &[S]) -> String {
+    let mut out = String::new();
+    for (i, t) in tenants.iter().enumerate() {
+        if i > 0 {
+            out.push(TENANT_SEPARATOR);
+        }
+        out.push_str(t.as_ref());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -134,6 +179,43 @@ mod tests {
             validate_tenant_id(&format!("{}/", "a".repeat(200))),
             Err(TenantIdError::UnsupportedCharacter { .. })
         ));
+    }
+
+    #[test]
+    fn reads_split_sort_dedupe_and_validate_each_tenant() {
+        assert_eq!(parse_read_tenants("a").unwrap(), ["a"]);
+        assert_eq!(parse_read_tenants("b|a|b").unwrap(), ["a", "b"]);
+        for bad in ["|a", "a|", "a||b", "|", ""] {
+            assert_eq!(
+                parse_read_tenants(bad).unwrap_err().to_string(),
+                "no org id",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_read_tenants("a|..").unwrap_err(),
+            TenantIdError::DotOrDotDot
+        );
+        assert_eq!(
+            parse_read_tenants("a|x/y").unwrap_err().to_string(),
+            "tenant ID 'x/y' contains unsupported character '/'"
+        );
+        assert_eq!(join_tenants(&["a", "b"]), "a|b");
+    }
+
+    #[test]
+    fn writes_take_exactly_one_tenant() {
+        assert_eq!(parse_write_tenant("a"), Ok("a"));
+        assert_eq!(parse_write_tenant("a|a"), Ok("a"));
+        for bad in ["a|b", "|a", "a|", "a||a"] {
+            assert_eq!(
+                parse_write_tenant(bad).unwrap_err().to_string(),
+                "multiple org IDs present",
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_write_tenant("..|.."), Err(TenantIdError::DotOrDotDot));
+        assert_eq!(parse_write_tenant(""), Err(TenantIdError::Empty));
     }
 
     #[test]

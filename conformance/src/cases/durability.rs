@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::ensure;
-use futures::StreamExt;
 
 use super::{Case, Ctx, write_with};
 use crate::case;
@@ -23,6 +22,10 @@ type Written = (
 const INGEST_BEFORE_KILL: Duration = Duration::from_millis(1500);
 /// Concurrent writers during the kill.
 const WRITERS: usize = 4;
+/// Each writer starts a write at most this often, so the kill lands in the middle of ingest
+/// on any target while the traces to read back stay a few hundred (each is read after the
+/// restart, and a trace that is not there can take a slow target a while to answer).
+const WRITE_EVERY: Duration = Duration::from_millis(10);
 
 /// The durability cases.
 pub fn cases() -> Vec<Case> {
@@ -61,17 +64,14 @@ async fn write_some(cx: &Ctx<'_>, n: usize, what: &str) -> anyhow::Result<Vec<Wr
     Ok(out)
 }
 
-/// Lookups in flight at once, so a target that lost everything fails after one
-/// `visible_within`, not one per trace.
-const READ_CONCURRENCY: usize = 16;
-
 async fn read_all(cx: &Ctx<'_>, traces: &[Written], after: &str) -> anyhow::Result<()> {
-    let failures: Vec<String> = futures::stream::iter(traces)
-        .map(|(id, rs)| cx.await_equal(id, rs))
-        .buffered(READ_CONCURRENCY)
-        .filter_map(|r| async move { r.err().map(|e| e.to_string()) })
-        .collect()
-        .await;
+    let pairs: Vec<_> = traces.iter().map(|(id, rs)| (*id, rs.as_slice())).collect();
+    let v2 = cx.has(TraceByIdV2);
+    let failures: Vec<String> = super::await_all_equal(&cx.client()?, v2, &pairs, cx.file)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     ensure!(
         failures.is_empty(),
         "{} of {} acknowledged traces not intact {after}: {}",
@@ -91,7 +91,8 @@ async fn restart_before_flush(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
 async fn restart_after_flush(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
     let traces = write_some(cx, 5, "durability-blocks").await?;
     read_all(cx, &traces, "before the flush").await?;
-    cx.flush().await?;
+    let ids: Vec<_> = traces.iter().map(|(id, _)| *id).collect();
+    cx.flush(&ids).await?;
     cx.stop_and_restart().await?;
     read_all(cx, &traces, "after a flush and graceful restart").await
 }
@@ -105,7 +106,10 @@ async fn sigkill_during_ingest(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
         let (acked, stop) = (acked.clone(), stop.clone());
         writers.push(tokio::spawn(async move {
             let mut n = 0u64;
+            let mut tick = tokio::time::interval(WRITE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !stop.load(Ordering::Acquire) && n < 10_000 {
+                tick.tick().await;
                 let (id, rs) = fixtures::simple_trace(&format!("durability-kill-{w}"), 4);
                 match write_with(&sender, transport, rs.clone()).await {
                     Ok(_) => {

@@ -415,7 +415,7 @@ async fn late_spans(cx: &mut Ctx<'_>) -> anyhow::Result<()> {
     cx.write(first.clone()).await?;
     cx.await_equal(&id, &first).await?;
     if cx.has(Flush) {
-        cx.flush().await?;
+        cx.flush(&[id]).await?;
         cx.await_equal(&id, &first).await?;
     }
     let root_id = first[0].scope_spans[0].spans[0].span_id.clone();

@@ -188,18 +188,13 @@ impl Ctx<'_> {
         .await
     }
 
-    /// Flush in-memory data to object storage with the target's flush call.
-    pub async fn flush(&self) -> anyhow::Result<()> {
-        let Some(call) = &self.file.flush else {
-            return Err(skip("the target declares no flush call"));
-        };
-        let status = crate::target::call(&self.running.http, call)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        if !(200..300).contains(&status) {
-            bail!("flush call {} {} answered {status}", call.method, call.path);
+    /// Get the traces `ids` into object storage the way the target declares (`flush`: a
+    /// call, a wait until a blocks-only read finds them, or both).
+    pub async fn flush(&self, ids: &[TraceId]) -> anyhow::Result<()> {
+        if self.file.flush.is_none() {
+            return Err(skip("the target declares no `flush`"));
         }
-        Ok(())
+        crate::persist::flush(self.file, &self.running, self.tenant.as_deref(), ids).await
     }
 
     /// Kill the target (no flush) and start it again on the same data and ports.
@@ -227,11 +222,7 @@ impl Ctx<'_> {
 
     /// Sum of the samples of `metric` on `/metrics` whose labels contain every `labels` pair.
     pub async fn metric(&self, metric: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.running.http))
-            .await?
-            .text()
-            .await?;
-        Ok(sum_metric(&text, metric, labels))
+        crate::persist::metric(&self.running, metric, labels).await
     }
 }
 
@@ -292,6 +283,60 @@ pub async fn await_equal_with(
                 file.timings.visible_within.get().as_secs(),
                 problems.join("; ")
             );
+        }
+        tokio::time::sleep(file.timings.poll_interval.get()).await;
+    }
+}
+
+/// Lookups in flight at once while polling many traces.
+const READ_CONCURRENCY: usize = 16;
+
+/// Poll `client` until every trace of `traces` (id, what was sent) reads back equal, all
+/// within one `visible_within` from now (so a target that lost everything fails after one
+/// wait, not one per trace). Returns, per trace, what still differed at the end (`None` when
+/// intact).
+pub async fn await_all_equal(
+    client: &TempoClient,
+    v2: bool,
+    traces: &[(TraceId, &[ResourceSpans])],
+    file: &TargetFile,
+) -> Vec<Option<String>> {
+    use futures::StreamExt;
+    let within = file.timings.visible_within.get();
+    let deadline = Instant::now() + within;
+    let mut last: Vec<Option<String>> = vec![Some("not read".into()); traces.len()];
+    let mut first_round = true;
+    loop {
+        let pending: Vec<usize> = (0..traces.len()).filter(|k| last[*k].is_some()).collect();
+        let answers: Vec<(usize, Option<String>)> = futures::stream::iter(pending)
+            // Every trace is read once; after that, nothing new starts past the deadline.
+            .take_while(|_| std::future::ready(first_round || Instant::now() < deadline))
+            .map(|k| async move {
+                let (id, sent) = &traces[k];
+                let problems = match read_with(client, v2, id).await {
+                    Ok(Some(got)) => crate::compare::diff(sent, &got),
+                    Ok(None) => vec!["not found".to_owned()],
+                    Err(e) => vec![e.to_string().trim_end().to_owned()],
+                };
+                let problem = (!problems.is_empty()).then(|| {
+                    format!(
+                        "trace {} after {}s: {}",
+                        hex::encode(id),
+                        within.as_secs(),
+                        problems.join("; ")
+                    )
+                });
+                (k, problem)
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (k, p) in answers {
+            last[k] = p;
+        }
+        first_round = false;
+        if last.iter().all(Option::is_none) || Instant::now() >= deadline {
+            return last;
         }
         tokio::time::sleep(file.timings.poll_interval.get()).await;
     }

@@ -34,7 +34,7 @@ pub fn cases() -> Vec<Case> {
             "search.tag_values_filtered",
             &[FilteredTagValues],
             None,
-            "/api/v2/search/tag/{t}/values?q= lists only the values of spans matching q",
+            "`q` on the v2 values endpoint keeps only values of spans matching it (what Grafana's query builder offers in its drop-downs)",
             tag_values_filtered
         ),
     ]

@@ -38,7 +38,7 @@ pub fn render(r: &Report) -> String {
         escape(&r.title),
         count(|_| true),
         count(|o| matches!(o, Outcome::Fail(_))),
-        count(|o| matches!(o, Outcome::Skip(_))),
+        count(|o| matches!(o, Outcome::Skip(_) | Outcome::KnownDeviation(_))),
     );
     for run in &r.runs {
         let suite = format!("{} [{}]", run.target, run.store);
@@ -50,7 +50,7 @@ pub fn render(r: &Report) -> String {
         let skips = run
             .results
             .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Skip(_)))
+            .filter(|c| matches!(c.outcome, Outcome::Skip(_) | Outcome::KnownDeviation(_)))
             .count();
         let time: f64 = run.results.iter().map(|c| c.seconds).sum();
         let _ = writeln!(
@@ -90,6 +90,16 @@ pub fn render(r: &Report) -> String {
                         x,
                         ">\n      <skipped message=\"{}\"/>\n    </testcase>",
                         escape(reason)
+                    );
+                }
+                // JUnit has no "expected failure": shown as skipped, apart from passes and
+                // failures, with the declared reason and what was observed.
+                Outcome::KnownDeviation(d) => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"known deviation: {}\"/>\n      <system-out>observed: {}</system-out>\n    </testcase>",
+                        escape(&d.reason),
+                        escape(&d.observed)
                     );
                 }
             }

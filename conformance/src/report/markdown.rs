@@ -6,13 +6,14 @@ use std::fmt::Write;
 
 use super::Report;
 use crate::cases::Run;
-use crate::runner::Outcome;
+use crate::outcome::{Counts, Outcome};
 
 fn cell(o: Option<&Outcome>) -> &'static str {
     match o {
         Some(Outcome::Pass) => "✅ pass",
         Some(Outcome::Fail(_)) => "❌ **fail**",
         Some(Outcome::Skip(_)) => "⏭ skip",
+        Some(Outcome::KnownDeviation(_)) => "⚠️ known deviation",
         None => "",
     }
 }
@@ -25,18 +26,12 @@ pub fn md(s: &str) -> String {
 /// The report as Markdown.
 pub fn render(r: &Report) -> String {
     let mut m = format!("# Conformance: {}\n\n", md(&r.title));
-    let (mut pass, mut fail, mut skip) = (0, 0, 0);
-    for c in r.runs.iter().flat_map(|run| &run.results) {
-        match c.outcome {
-            Outcome::Pass => pass += 1,
-            Outcome::Fail(_) => fail += 1,
-            Outcome::Skip(_) => skip += 1,
-        }
-    }
+    let counts = Counts::of(r.runs.iter().flat_map(|run| &run.results));
     let verdict = if r.passed() { "PASSED" } else { "FAILED" };
     let _ = writeln!(
         m,
-        "**{verdict}**: {pass} passed, {fail} failed, {skip} skipped (started {}).\n",
+        "**{verdict}**: {} (started {}). Known deviations are failures the target file declares, with the reason; they do not fail the run, but one that passes does.\n",
+        counts.summary(),
         r.started_at
     );
     for s in &r.skipped_runs {
@@ -71,21 +66,25 @@ pub fn render(r: &Report) -> String {
         }
         m.push('\n');
     }
-    for (title, want_fail) in [("Failures", true), ("Skips", false)] {
+    for title in ["Failures", "Known deviations", "Skips"] {
         let mut lines = String::new();
         for run in &r.runs {
             for c in &run.results {
-                let reason = match (&c.outcome, want_fail) {
-                    (Outcome::Fail(r), true) | (Outcome::Skip(r), false) => r,
+                let text = match (&c.outcome, title) {
+                    (Outcome::Fail(r), "Failures") | (Outcome::Skip(r), "Skips") => md(r),
+                    (Outcome::KnownDeviation(d), "Known deviations") => format!(
+                        "known deviation: {} — observed: {}",
+                        md(&d.reason),
+                        md(&d.observed)
+                    ),
                     _ => continue,
                 };
                 let _ = writeln!(
                     lines,
-                    "- **{}** [{}] `{}`: {}",
+                    "- **{}** [{}] `{}`: {text}",
                     md(&run.target),
                     run.store,
                     c.id,
-                    md(reason)
                 );
             }
         }

@@ -60,6 +60,7 @@ impl Running {
             http: port(Some(&self.http)),
             grpc: port(self.otlp_grpc.as_ref()),
             otlp_http: port(self.otlp_http.as_ref()),
+            internal_grpc: 0,
         }
     }
 }
@@ -124,14 +125,39 @@ pub fn build(file: &TargetFile) -> Box<dyn Target> {
     }
 }
 
-/// `Err(reason)` when `file`'s target cannot run on this machine (a container target without
-/// a Docker engine); the caller skips its cases, or fails them under
-/// `TRACEBENCH_REQUIRE_DOCKER=1`.
-pub async fn unavailable_here(file: &TargetFile) -> Option<String> {
-    if file.kind != TargetKind::Container {
-        return None;
+/// Why a target cannot run on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// One line: what is missing.
+    pub reason: String,
+    /// The environment asks for a failure instead of a skip (`TRACEBENCH_REQUIRE_DOCKER=1`
+    /// for containers, `TRACEBENCH_REQUIRE_TEMPO=1` for process binaries).
+    pub required: bool,
+}
+
+/// Set to 1 to fail, not skip, when a process target's binary (a Tempo release) is missing.
+pub const REQUIRE_BINARY_ENV: &str = "TRACEBENCH_REQUIRE_TEMPO";
+
+/// `Some` when `file`'s target cannot run on this machine (a container target without a
+/// Docker engine, a process target whose binary is not found); the caller skips its cases,
+/// or fails them when the environment requires the target.
+pub async fn unavailable_here(file: &TargetFile) -> Option<Unavailable> {
+    match file.kind {
+        TargetKind::Container => crate::docker::available()
+            .await
+            .err()
+            .map(|reason| Unavailable {
+                reason,
+                required: crate::docker::required(),
+            }),
+        TargetKind::Process => process::resolve_binary(file)
+            .err()
+            .map(|reason| Unavailable {
+                reason,
+                required: std::env::var(REQUIRE_BINARY_ENV).is_ok_and(|v| v == "1"),
+            }),
+        TargetKind::Reference | TargetKind::Remote => None,
     }
-    crate::docker::available().await.err()
 }
 
 /// The config `file` renders to for `launch` with `ports` and `config_file` as the path the

@@ -118,6 +118,52 @@ impl ProcessTarget {
     }
 }
 
+/// The executable of a process target: `binary` as a path when it has a `/`, else looked up in
+/// the folder `binary_dir_env` names (when set), then on `PATH`. `Err` is a one-line reason.
+pub fn resolve_binary(file: &TargetFile) -> std::result::Result<PathBuf, String> {
+    let name = file.binary.as_deref().unwrap_or_default();
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("{name} not found"))
+        };
+    }
+    let mut looked = Vec::new();
+    if let Some(var) = &file.binary_dir_env {
+        match std::env::var_os(var).filter(|v| !v.is_empty()) {
+            Some(dir) => {
+                let p = PathBuf::from(&dir).join(name);
+                if p.is_file() {
+                    return Ok(p);
+                }
+                looked.push(format!("${var} ({})", PathBuf::from(dir).display()));
+            }
+            None => looked.push(format!("${var} (not set)")),
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    looked.push("PATH".into());
+    Err(format!("{name} not found in {}", looked.join(" or ")))
+}
+
+/// `<dir>/<name>-<n>.log` for the first `n` not taken yet: every start of a target on a data
+/// dir (restarts, and the same target built again for an upgrade's rollback) keeps its log.
+pub fn log_path(dir: &Path, name: &str) -> PathBuf {
+    (1..)
+        .map(|n| dir.join(format!("{name}-{n}.log")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(format!("{name}.log")))
+}
+
 /// Write `text` to `path`, creating the parent directory.
 pub fn write_file(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
@@ -146,10 +192,9 @@ impl Target for ProcessTarget {
         let env_values = render_args(&self.file, launch, ports, &config_path, &env_values)?;
         let env = self.file.env.keys().cloned().zip(env_values).collect();
         self.starts += 1;
-        let log = launch
-            .data_dir
-            .join(format!("{}-{}.log", self.file.name, self.starts));
-        let binary = self.file.binary.clone().unwrap_or_default();
+        let log = log_path(&launch.data_dir, &self.file.name);
+        let binary = resolve_binary(&self.file).map_err(|m| Error::target(&name, m))?;
+        let binary = binary.display().to_string();
         let mut child = Child::spawn(&binary, &args, &env, &launch.data_dir, log)?;
         let running = Running {
             http: local_url(ports.http),
@@ -207,9 +252,10 @@ impl Target for ProcessTarget {
                 "declares no `config_check` command",
             ));
         };
+        let binary = resolve_binary(&self.file).map_err(|m| Error::target(&self.file.name, m))?;
         run_check(
             &self.file,
-            self.file.binary.as_deref().unwrap_or_default(),
+            &binary.display().to_string(),
             &check.args,
             config,
             work_dir,

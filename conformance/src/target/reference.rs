@@ -150,7 +150,7 @@ impl ReferenceTarget {
             "--listen-report".to_owned(),
             report.display().to_string(),
         ]);
-        let log = launch.data_dir.join(format!("{name}-{}.log", self.starts));
+        let log = super::process::log_path(&launch.data_dir, &name);
         let binary = reference_binary(&self.file);
         let mut child = Child::spawn(&binary, &args, &Default::default(), &launch.data_dir, log)?;
         let deadline = Instant::now() + self.file.readiness.timeout.get();

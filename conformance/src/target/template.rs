@@ -17,16 +17,30 @@ pub struct Ports {
     pub grpc: u16,
     /// OTLP HTTP.
     pub otlp_http: u16,
+    /// A port for the target's own use, e.g. Tempo's internal gRPC server
+    /// (`server.grpc_listen_port`); allocated again at every start.
+    pub internal_grpc: u16,
 }
 
 impl Ports {
     /// Every 0 replaced by a port that is free right now.
     pub fn allocate(self) -> std::io::Result<Ports> {
-        let pick = |p: u16| if p == 0 { free_port() } else { Ok(p) };
+        // Hold every listener until all are chosen, so no two ports are the same.
+        let mut held = Vec::new();
+        let mut pick = |p: u16| -> std::io::Result<u16> {
+            if p != 0 {
+                return Ok(p);
+            }
+            let l = TcpListener::bind("127.0.0.1:0")?;
+            let port = l.local_addr()?.port();
+            held.push(l);
+            Ok(port)
+        };
         Ok(Ports {
             http: pick(self.http)?,
             grpc: pick(self.grpc)?,
             otlp_http: pick(self.otlp_http)?,
+            internal_grpc: pick(self.internal_grpc)?,
         })
     }
 }
@@ -48,6 +62,7 @@ pub fn variables(
     v.insert("http_port", ports.http.to_string());
     v.insert("grpc_port", ports.grpc.to_string());
     v.insert("otlp_http_port", ports.otlp_http.to_string());
+    v.insert("internal_grpc_port", ports.internal_grpc.to_string());
     v.insert("data_dir", data_dir.display().to_string());
     v.insert("config_file", config_file.display().to_string());
     v.insert("tenant", tenant.unwrap_or_default().to_owned());

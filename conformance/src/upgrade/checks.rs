@@ -3,18 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use tempo_api::TempoClient;
 
-use crate::cases::{await_equal_with, read_with};
+use crate::cases::{await_all_equal, read_with};
 use crate::fixtures::{self, TraceId};
 use crate::runner::Outcome;
 use crate::spec::{Capability, ConfigExpectation, ConfigOutcome, TargetFile};
 use crate::target::{ConfigVerdict, Running};
-
-/// Lookups in flight at once.
-const CONCURRENCY: usize = 16;
 
 /// A written trace: its id, what was sent, and which part of the corpus it belongs to.
 #[derive(Debug, Clone)]
@@ -45,37 +41,23 @@ pub async fn read_all(
     let v2 = file
         .effective_capabilities()
         .contains(&Capability::TraceByIdV2);
-    let mut results: Vec<(usize, anyhow::Result<()>)> =
-        futures::stream::iter(traces.iter().enumerate())
-            .map(|(k, w)| {
-                let client = client.clone();
-                async move {
-                    (
-                        k,
-                        await_equal_with(&client, v2, &w.id, &w.spans, file).await,
-                    )
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-    // Parts in corpus order (flushed before WAL-only), whatever order the reads finished in.
-    results.sort_by_key(|(k, _)| *k);
+    let pairs: Vec<_> = traces.iter().map(|w| (w.id, w.spans.as_slice())).collect();
+    let results = await_all_equal(&client, v2, &pairs, file).await;
+    // Parts in corpus order (flushed before WAL-only).
     let mut parts: Vec<(&str, usize, usize, Option<String>)> = Vec::new();
-    for (k, r) in results {
-        let part = traces[k].part;
-        let entry = match parts.iter_mut().find(|p| p.0 == part) {
+    for (w, r) in traces.iter().zip(results) {
+        let entry = match parts.iter_mut().find(|p| p.0 == w.part) {
             Some(e) => e,
             None => {
-                parts.push((part, 0, 0, None));
+                parts.push((w.part, 0, 0, None));
                 let last = parts.len() - 1;
                 &mut parts[last]
             }
         };
         entry.1 += 1;
-        if let Err(e) = r {
+        if let Some(e) = r {
             entry.2 += 1;
-            entry.3.get_or_insert_with(|| e.to_string());
+            entry.3.get_or_insert(e);
         }
     }
     let bad: Vec<String> = parts
@@ -109,49 +91,84 @@ pub async fn read_cleanly(
     let v2 = file
         .effective_capabilities()
         .contains(&Capability::TraceByIdV2);
-    let (mut intact, mut missing, mut errors) = (0, 0, 0);
-    // Give blocks time to be listed, as a reader would.
-    tokio::time::sleep(file.timings.poll_interval.get() * 4).await;
-    for w in traces {
-        match read_with(&client, v2, &w.id).await {
-            Ok(None) => missing += 1,
-            Err(_) => errors += 1,
-            Ok(Some(got)) => {
-                let d = crate::compare::diff(&w.spans, &got);
-                if d.is_empty() {
-                    intact += 1;
-                } else if d.iter().all(|x| x.contains("spans missing")) {
-                    missing += 1;
-                } else {
-                    anyhow::bail!(
-                        "{} answered trace {} ({}) with wrong content: {}",
-                        file.name,
-                        hex::encode(w.id),
-                        w.part,
-                        d.join("; ")
-                    );
-                }
-            }
-        }
+    #[derive(Clone, Copy, PartialEq)]
+    enum Seen {
+        Intact,
+        Missing,
+        Error,
     }
+    // What is missing or failing is read again until `visible_within` is up, so "not found"
+    // means not found after the time any read is given, not "not listed yet".
+    let mut seen = vec![Seen::Missing; traces.len()];
+    let deadline = Instant::now() + file.timings.visible_within.get();
+    loop {
+        for (w, s) in traces.iter().zip(seen.iter_mut()) {
+            if *s == Seen::Intact {
+                continue;
+            }
+            *s = match read_with(&client, v2, &w.id).await {
+                Ok(None) => Seen::Missing,
+                Err(_) => Seen::Error,
+                Ok(Some(got)) => {
+                    let d = crate::compare::diff(&w.spans, &got);
+                    if d.is_empty() {
+                        Seen::Intact
+                    } else if d.iter().all(|x| x.contains("spans missing")) {
+                        Seen::Missing
+                    } else {
+                        anyhow::bail!(
+                            "{} answered trace {} ({}) with wrong content: {}",
+                            file.name,
+                            hex::encode(w.id),
+                            w.part,
+                            d.join("; ")
+                        );
+                    }
+                }
+            };
+        }
+        if seen.iter().all(|s| *s == Seen::Intact) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(file.timings.poll_interval.get()).await;
+    }
+    let count = |k: Seen| seen.iter().filter(|s| **s == k).count();
     Ok(format!(
-        "{intact} intact, {missing} not found, {errors} answered with errors: no wrong data"
+        "{} intact, {} not found, {} answered with errors: no wrong data",
+        count(Seen::Intact),
+        count(Seen::Missing),
+        count(Seen::Error)
     ))
 }
 
-/// Find every corpus trace by `tags=conf.upgrade=<nonce>` within the search timing.
+/// Find every corpus trace by `tags=conf.upgrade=<nonce>` over the last hour. A target that
+/// declares `search_backend_after` answers newer ranges from recent data only, so the search
+/// goes on until the corpus (written at `seeded_at`) is older than that, then for the usual
+/// `search_visible_within`. `Ok` carries a note saying how the search was made.
 pub async fn search_all(
     file: &TargetFile,
     running: &Running,
     nonce: &str,
     corpus: &[Written],
-) -> anyhow::Result<()> {
+    seeded_at: Instant,
+) -> anyhow::Result<String> {
     let client = client(file, running)?;
-    let now = fixtures::now_ns() / 1_000_000_000;
-    let req = tempo_api::search::SearchRequest::tags(format!("conf.upgrade={nonce}"))
-        .with_range((now - 3600) as u32, (now + 60) as u32);
-    let deadline = Instant::now() + file.timings.search_visible_within.get();
+    let backend_after = file.search_backend_after.map(|d| d.get());
+    let deadline = (seeded_at + backend_after.unwrap_or_default()).max(Instant::now())
+        + file.timings.search_visible_within.get();
+    let how = match backend_after {
+        Some(b) => format!(
+            "{} answers ranges newer than {}s from recent data only (`search_backend_after`, Tempo's query_backend_after), so the older release's traces are searched in blocks once older than that",
+            file.name,
+            b.as_secs()
+        ),
+        None => format!("{} searches recent data and blocks alike", file.name),
+    };
+    let started = Instant::now();
     loop {
+        let now = fixtures::now_ns() / 1_000_000_000;
+        let req = tempo_api::search::SearchRequest::tags(format!("conf.upgrade={nonce}"))
+            .with_range((now - 3600) as u32, (now + 60) as u32);
         let resp = client
             .search(&req)
             .await
@@ -161,14 +178,25 @@ pub async fn search_all(
             .iter()
             .filter_map(|t| tempo_api::parse_trace_id(&t.trace_id).ok())
             .collect();
-        let missing = corpus.iter().filter(|w| !found.contains(&w.id)).count();
-        if missing == 0 {
-            return Ok(());
+        let missing: Vec<&str> = corpus
+            .iter()
+            .filter(|w| !found.contains(&w.id))
+            .map(|w| w.part)
+            .collect();
+        if missing.is_empty() {
+            return Ok(format!(
+                "search after the upgrade: tags=conf.upgrade=<nonce> over the last hour found all {} traces after {:.1}s; {how}",
+                corpus.len(),
+                started.elapsed().as_secs_f64()
+            ));
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{missing} of {} traces not found by tags=conf.upgrade={nonce}",
-            corpus.len()
+            "{} of {} traces not found by tags=conf.upgrade={nonce} over the last hour within {:.0}s (first missing: {}); {how}",
+            missing.len(),
+            corpus.len(),
+            started.elapsed().as_secs_f64(),
+            missing[0]
         );
         tokio::time::sleep(file.timings.poll_interval.get()).await;
     }

@@ -83,3 +83,36 @@ pub fn outcome<'a>(run: &'a TargetRun, id: &str) -> &'a Outcome {
     run.outcome(id)
         .unwrap_or_else(|| panic!("{id} not in the run"))
 }
+
+/// The real Tempo releases the Tempo tests run, as named in `$TRACEBENCH_TEMPO_BIN_DIR`.
+pub const TEMPO_BINARIES: [&str; 3] = ["tempo-v2.10.8", "tempo-v3.0.2", "tempo-v3.0.3"];
+
+/// `Some(dir)` when `$TRACEBENCH_TEMPO_BIN_DIR` holds every binary of [`TEMPO_BINARIES`].
+/// Otherwise prints one `SKIP` line with the reason (once per test binary, on stderr, past the
+/// output capture) and returns `None`; with `TRACEBENCH_REQUIRE_TEMPO=1` it panics instead.
+pub fn tempo_bin_dir() -> Option<PathBuf> {
+    static SKIP_LINE: std::sync::Once = std::sync::Once::new();
+    let reason = match std::env::var_os("TRACEBENCH_TEMPO_BIN_DIR").filter(|v| !v.is_empty()) {
+        None => "TRACEBENCH_TEMPO_BIN_DIR is not set (ci/test.sh unpacks ../shared/tempo/*.xz and sets it)".to_owned(),
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let missing: Vec<&str> = TEMPO_BINARIES
+                .into_iter()
+                .filter(|b| !dir.join(b).is_file())
+                .collect();
+            if missing.is_empty() {
+                return Some(dir);
+            }
+            format!("{} has no {}", dir.display(), missing.join(", "))
+        }
+    };
+    if std::env::var("TRACEBENCH_REQUIRE_TEMPO").is_ok_and(|v| v == "1") {
+        panic!("real Tempo required (TRACEBENCH_REQUIRE_TEMPO=1): {reason}");
+    }
+    // Straight to the process's stderr, past the test harness's output capture.
+    SKIP_LINE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIP real Tempo tests: {reason}");
+    });
+    None
+}

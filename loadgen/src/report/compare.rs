@@ -72,7 +72,8 @@ pub struct Comparison {
     pub metrics: Vec<MetricComparison>,
     /// Regressions beyond the limits; non-empty ⇒ the CLI exits 1.
     pub regressions: Vec<String>,
-    /// Caveats: different scenarios, generator bottlenecks, changes not flagged as noise.
+    /// Caveats: different scenarios, saturated backends or generator bottlenecks, changes not
+    /// flagged as noise.
     pub notes: Vec<String>,
     /// How the statistics were computed.
     pub method: String,
@@ -193,12 +194,7 @@ fn caveats(a: &[Report], b: &[Report], notes: &mut Vec<String>) {
         }
     }
     for (name, r) in &all {
-        if r.generator.bottleneck {
-            notes.push(format!(
-                "{name}: the generator was the bottleneck; its numbers describe loadgen, not \
-                 the backend"
-            ));
-        }
+        notes.extend(super::pace::compare_note(name, &r.generator));
     }
 }
 

@@ -161,6 +161,7 @@ pub fn merge(reports: &[Report]) -> Result<Report> {
     g.cpu_seconds = sum(&|r| r.generator.cpu_seconds);
     g.cpu_cores = sum(&|r| r.generator.cpu_cores);
     g.bottleneck = reports.iter().any(|r| r.generator.bottleneck);
+    g.pace = super::pace::merge(reports, g.achieved_spans_per_s, g.offered_spans_per_s);
 
     let with_verification: Vec<&Report> = reports
         .iter()
@@ -339,6 +340,8 @@ fn merge_series(reports: &[Report]) -> Vec<SecondPoint> {
         m.p99_ms = m.p99_ms.max(p.p99_ms);
         m.p99_uncorrected_ms = m.p99_uncorrected_ms.max(p.p99_uncorrected_ms);
         m.max_lag_ms = m.max_lag_ms.max(p.max_lag_ms);
+        m.slots_full_ms += p.slots_full_ms;
+        m.generator_behind_ms += p.generator_behind_ms;
     }
     by_t.into_values().collect()
 }
@@ -425,6 +428,16 @@ fn merge_resources(reports: &[Report], accepted: u64, duration_s: f64) -> Option
             0.0
         },
         discarded_spans: opt_sum(&|x| x.discarded_spans),
+        discarded_by_reason: {
+            let mut by: BTreeMap<String, u64> = BTreeMap::new();
+            for (_, x) in &with {
+                for (k, n) in &x.discarded_by_reason {
+                    let e = by.entry(k.clone()).or_insert(0);
+                    *e = if shared { (*e).max(*n) } else { *e + n };
+                }
+            }
+            by
+        },
         received_spans: opt_sum(&|x| x.received_spans),
     })
 }

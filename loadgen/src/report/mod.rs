@@ -13,6 +13,7 @@ pub mod html;
 pub mod markdown;
 pub mod merge;
 pub mod model;
+pub mod pace;
 mod sections;
 pub mod sizing;
 mod summary;

@@ -188,6 +188,14 @@ pub struct SecondPoint {
     pub p99_uncorrected_ms: f64,
     /// Largest schedule lag, ms.
     pub max_lag_ms: f64,
+    /// Time requests due in this second waited for an in-flight slot while every slot was
+    /// busy waiting on the backend, ms (summed over the requests).
+    #[serde(default)]
+    pub slots_full_ms: f64,
+    /// Time the generator was behind its schedule for requests due in this second while a
+    /// slot was free (producing, encoding, short of CPU), ms.
+    #[serde(default)]
+    pub generator_behind_ms: f64,
 }
 
 /// Generator self-check.
@@ -204,10 +212,53 @@ pub struct GeneratorHealth {
     pub cpu_seconds: f64,
     /// Cores the generator used on average.
     pub cpu_cores: f64,
-    /// True when the generator, not the backend, limited the run.
+    /// True when the generator itself, not the backend, limited the run
+    /// (`pace.limited_by` is `generator`).
     pub bottleneck: bool,
+    /// What set the pace, with the evidence. Absent in reports of loadgen versions that did
+    /// not tell a saturated backend from a slow generator (they only set `bottleneck`).
+    #[serde(default)]
+    pub pace: Option<Pace>,
     /// Plain-language findings, most important first.
     pub notes: Vec<String>,
+}
+
+/// Who set the pace of a run (or of a sizing step).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Limiter {
+    /// The schedule held: achieved at least 95 % of the offered rate and requests left on
+    /// time (schedule lag p99 within 100 ms).
+    #[default]
+    KeptUp,
+    /// The backend answered too slowly for `max_in_flight`: every slot was busy waiting on
+    /// it while requests were due. The figures describe the backend at saturation.
+    BackendSaturated,
+    /// The generator itself fell behind while in-flight slots were free (CPU-bound
+    /// scheduling or encoding). The figures describe loadgen, not the backend.
+    Generator,
+}
+
+/// Why requests left late, measured by the scheduler. Every moment the schedule was behind
+/// is either a due request waiting for a slot (all `max_in_flight` busy) or the generator
+/// producing late with a slot free; the two shares say which dominated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Pace {
+    /// The verdict drawn from the evidence below.
+    pub limited_by: Limiter,
+    /// `rate.max_in_flight` (0 in sdk mode, where the SDK's batch processor sends).
+    pub max_in_flight: u64,
+    /// Share of the load phase a due request spent waiting because every in-flight slot
+    /// was busy waiting on the backend (0–1).
+    pub slots_full_share: f64,
+    /// Share of the load phase the generator was behind its schedule while a slot was
+    /// free (0–1).
+    pub generator_behind_share: f64,
+    /// Per request: the wait for a free slot, ms.
+    pub slot_wait: Percentiles,
+    /// Achieved / offered spans per second.
+    pub achieved_ratio: f64,
 }
 
 /// Read-back verification.
@@ -322,6 +373,9 @@ pub struct SizingStep {
     pub held: bool,
     /// Why the step did not hold (empty when it held).
     pub reasons: Vec<String>,
+    /// Who set the pace when requests left the step late (`None` when they did not, or
+    /// when the report predates this field).
+    pub limited_by: Option<Limiter>,
 }
 
 /// Backend resources.
@@ -345,8 +399,26 @@ pub struct Resources {
     pub rss_bytes_per_1k_spans_per_s: f64,
     /// `tempo_discarded_spans_total` delta over the run, when scraped.
     pub discarded_spans: Option<u64>,
+    /// The same delta by its `reason` label (`live_traces_exceeded`, `rate_limited`, …),
+    /// summed over tenants; empty when nothing was discarded or nothing was scraped.
+    #[serde(default)]
+    pub discarded_by_reason: BTreeMap<String, u64>,
     /// `tempo_distributor_spans_received_total` delta over the run, when scraped.
     pub received_spans: Option<u64>,
+}
+
+impl Resources {
+    /// `live_traces_exceeded 330,000, rate_limited 12` (largest first), or `None` when no
+    /// reason was recorded.
+    pub fn discard_reasons(&self) -> Option<String> {
+        let mut v: Vec<(&String, &u64)> = self.discarded_by_reason.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let parts: Vec<String> = v
+            .iter()
+            .map(|(k, n)| format!("{k} {}", super::format::int(**n)))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 /// One resource sample.

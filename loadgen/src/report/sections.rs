@@ -172,10 +172,11 @@ pub(crate) fn summary_section(r: &Report) -> Section {
                 .collect(),
         }));
     }
-    blocks.extend([
-        Block::Table(latency),
-        Block::Heading("Backend resources — the numbers people size clusters with".to_owned()),
-    ]);
+    blocks.push(Block::Table(latency));
+    blocks.extend(super::pace::table(g).map(Block::Table));
+    blocks.push(Block::Heading(
+        "Backend resources — the numbers people size clusters with".to_owned(),
+    ));
     match &r.resources {
         Some(res) => {
             let mut rows = vec![
@@ -195,6 +196,9 @@ pub(crate) fn summary_section(r: &Report) -> Section {
             }
             if let Some(n) = res.discarded_spans {
                 rows.push(row("Backend spans discarded (metric)", int(n)));
+            }
+            for (reason, n) in &res.discarded_by_reason {
+                rows.push(row(&format!("  discarded: {reason}"), int(*n)));
             }
             rows.push(row("Generator CPU cores (average)", num(g.cpu_cores, 2)));
             blocks.push(Block::Table(Table {

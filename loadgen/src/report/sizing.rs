@@ -10,8 +10,9 @@ use super::format::int;
 use super::model::{Report, ResourceSample, Resources, SecondPoint, SizingResult, SizingStep};
 
 /// Largest schedule lag a step may show, ms. Lag counts from a request's intended time to
-/// its actual send, so it grows when the generator runs out of CPU or every in-flight slot
-/// is taken; either way the offered rate was not applied on time.
+/// its actual send, so it grows when every in-flight slot is busy waiting on the backend
+/// (backend saturated) or the generator runs out of CPU; either way the offered rate was
+/// not applied on time, and the step's reason says which.
 pub const LAG_LIMIT_MS: f64 = 250.0;
 
 /// Smallest accepted/offered ratio of a step that held.
@@ -77,9 +78,17 @@ pub fn measure(s: &mut SizingResult, series: &[SecondPoint], resources: Option<&
         .max_by(|a, b| a.offered_spans_per_s.total_cmp(&b.offered_spans_per_s))
         .cloned();
     let Some(best) = best else {
-        s.notes.push(
-            "no step held: the backend did not take even the lowest step; start lower".to_owned(),
-        );
+        let generator = s
+            .steps
+            .iter()
+            .all(|x| x.limited_by == Some(super::model::Limiter::Generator));
+        s.notes.push(if generator {
+            "no step held: the generator could not apply even the lowest step, so these steps \
+             measure loadgen, not the backend; give loadgen more CPU or shard it"
+                .to_owned()
+        } else {
+            "no step held: the backend did not take even the lowest step; start lower".to_owned()
+        });
         return;
     };
     let highest = best.offered_spans_per_s;
@@ -198,12 +207,14 @@ fn measure_step(
             step.p99_upper_ms
         ));
     }
+    step.limited_by = None;
     if step.max_lag_ms > lag_limit_ms {
-        reasons.push(format!(
-            "requests left up to {:.0} ms late (limit {lag_limit_ms:.0} ms): the generator or \
-             max_in_flight, not the backend's answers, set the pace",
-            step.max_lag_ms
-        ));
+        let slots_full: f64 = points.iter().map(|p| p.slots_full_ms).sum();
+        let behind: f64 = points.iter().map(|p| p.generator_behind_ms).sum();
+        let (limiter, why) =
+            super::pace::step_reason(step.max_lag_ms, lag_limit_ms, slots_full, behind);
+        step.limited_by = limiter;
+        reasons.push(why);
     }
     step.held = reasons.is_empty();
     step.reasons = reasons;
@@ -239,6 +250,7 @@ pub fn merge(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::report::model::Limiter;
 
     fn point(t: u32, offered: u64, accepted: u64, p99: f64) -> SecondPoint {
         SecondPoint {
@@ -338,5 +350,31 @@ mod tests {
         assert_eq!(s.nodes_needed, None);
         assert_eq!(s.cpu_cores, None);
         assert_eq!(s.notes.len(), 3, "{:?}", s.notes);
+    }
+
+    #[test]
+    fn late_steps_name_who_set_the_pace() {
+        let (mut series, _) = synthetic();
+        for p in &mut series {
+            p.max_lag_ms = 900.0;
+            p.generator_behind_ms = 400.0;
+            p.slots_full_ms = 5.0;
+        }
+        let holds = [(1.0, 4.0, 1000.0)];
+        let mut s = plan(&holds, None, 0.2, None);
+        measure(&mut s, &series, None);
+        assert_eq!(s.steps[0].limited_by, Some(Limiter::Generator));
+        assert!(s.notes[0].contains("measure loadgen"), "{:?}", s.notes);
+        for p in &mut series {
+            p.slots_full_ms = 2000.0;
+        }
+        measure(&mut s, &series, None);
+        let step = &s.steps[0];
+        assert_eq!(step.limited_by, Some(Limiter::BackendSaturated));
+        assert!(
+            step.reasons.iter().any(|r| r.contains("backend saturated")),
+            "{step:?}"
+        );
+        assert!(s.notes[0].contains("backend did not take"), "{:?}", s.notes);
     }
 }

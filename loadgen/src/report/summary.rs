@@ -2,7 +2,7 @@
 //! make the numbers untrustworthy, and the summary sections. Both renderers walk the same
 //! [`Document`], so they cannot drift apart.
 
-use super::format::{bytes, int, num, pct, rate, ratio};
+use super::format::{bytes, int, num, pct, ratio};
 use super::model::Report;
 use super::sections::{
     environment_section, query_section, scenario_section, sizing_section, summary_section,
@@ -311,14 +311,19 @@ fn loss_alerts(r: &Report, out: &mut Vec<Alert>) {
             ),
         });
     }
-    if let Some(d) = r.resources.as_ref().and_then(|x| x.discarded_spans)
+    if let Some(res) = &r.resources
+        && let Some(d) = res.discarded_spans
         && d > 0
     {
+        let by = res
+            .discard_reasons()
+            .map(|s| format!(", by reason: {s}"))
+            .unwrap_or_default();
         out.push(Alert {
             level: Level::Warn,
             title: "Backend discarded spans".to_owned(),
             text: format!(
-                "tempo_discarded_spans_total rose by {} during the run",
+                "tempo_discarded_spans_total rose by {} during the run{by}",
                 int(d)
             ),
         });
@@ -329,15 +334,10 @@ fn generator_alerts(r: &Report, out: &mut Vec<Alert>) {
     let g = &r.generator;
     let t = &r.totals;
     let unsent = t.requests_planned.saturating_sub(t.requests_sent);
+    let verdict = super::pace::verdict(g);
     let mut parts = Vec::new();
-    if g.bottleneck {
-        parts.push(format!(
-            "achieved {} of {} offered spans/s ({}); these numbers describe loadgen, not the \
-             backend",
-            rate(g.achieved_spans_per_s),
-            rate(g.offered_spans_per_s),
-            pct(ratio(g.achieved_spans_per_s, g.offered_spans_per_s)),
-        ));
+    if let Some(v) = &verdict {
+        parts.push(v.text.clone());
     }
     if unsent > 0 {
         parts.push(format!(
@@ -350,16 +350,20 @@ fn generator_alerts(r: &Report, out: &mut Vec<Alert>) {
     if parts.is_empty() {
         return;
     }
-    let (level, title) = if g.bottleneck {
-        (Level::Warn, "The generator was the bottleneck")
-    } else if unsent > 0 {
-        (Level::Warn, "The generator fell behind")
-    } else {
-        (Level::Info, "Generator notes")
+    let (level, title) = match &verdict {
+        Some(v) => (
+            match v.severity {
+                super::pace::Severity::Warn => Level::Warn,
+                super::pace::Severity::Info => Level::Info,
+            },
+            v.title.clone(),
+        ),
+        None if unsent > 0 => (Level::Warn, "The generator fell behind".to_owned()),
+        None => (Level::Info, "Generator notes".to_owned()),
     };
     out.push(Alert {
         level,
-        title: title.to_owned(),
+        title,
         text: parts.join("; "),
     });
 }

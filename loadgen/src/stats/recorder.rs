@@ -2,7 +2,9 @@
 //!
 //! Latency is recorded twice: from the request's intended send time (coordinated-omission
 //! corrected, as wrk2 does) and from its actual send time. The gap between the two is the
-//! schedule lag, the generator's own health signal.
+//! schedule lag. The scheduler also reports, per request, how that lag arose
+//! ([`Recorder::pace`]): waiting for a free in-flight slot while every slot was busy on the
+//! backend, or the generator itself running late with a slot free.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +25,8 @@ struct Second {
     corrected: Histogram<u64>,
     uncorrected: Histogram<u64>,
     max_lag_us: u64,
+    slots_full_us: u64,
+    behind_us: u64,
 }
 
 impl Second {
@@ -35,6 +39,8 @@ impl Second {
             corrected: hist::new_with_max_sigfig(3_600_000_000, 2),
             uncorrected: hist::new_with_max_sigfig(3_600_000_000, 2),
             max_lag_us: 0,
+            slots_full_us: 0,
+            behind_us: 0,
         }
     }
 }
@@ -45,6 +51,16 @@ struct Inner {
     uncorrected: Histogram<u64>,
     lag: Histogram<u64>,
     seconds: BTreeMap<u32, Second>,
+    pace: PaceTotals,
+}
+
+/// Where the schedule lost time over the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PaceTotals {
+    /// Due requests waiting for a free in-flight slot (every slot busy on the backend).
+    pub slots_full: Duration,
+    /// The generator behind its schedule with a slot free.
+    pub generator_behind: Duration,
 }
 
 /// One finished request.
@@ -91,6 +107,7 @@ impl Recorder {
                 uncorrected: hist::new_us(),
                 lag: hist::new_us(),
                 seconds: BTreeMap::new(),
+                pace: PaceTotals::default(),
             }),
         }
     }
@@ -146,6 +163,25 @@ impl Recorder {
         hist::record(&mut s.corrected, us(o.corrected));
         hist::record(&mut s.uncorrected, us(o.uncorrected));
         s.max_lag_us = s.max_lag_us.max(us(o.lag));
+    }
+
+    /// How the request due in `second` came to leave late: `slots_full` waiting for a
+    /// free in-flight slot, `generator_behind` produced late while a slot was free.
+    pub fn pace(&self, second: u32, slots_full: Duration, generator_behind: Duration) {
+        if slots_full.is_zero() && generator_behind.is_zero() {
+            return;
+        }
+        let mut g = self.inner.lock();
+        g.pace.slots_full += slots_full;
+        g.pace.generator_behind += generator_behind;
+        let s = g.seconds.entry(second).or_insert_with(Second::new);
+        s.slots_full_us += us(slots_full);
+        s.behind_us += us(generator_behind);
+    }
+
+    /// Where the schedule lost time so far.
+    pub fn pace_totals(&self) -> PaceTotals {
+        self.inner.lock().pace
     }
 
     /// Totals so far.
@@ -212,6 +248,8 @@ impl Recorder {
                 p99_ms: q(&s.corrected, 0.99),
                 p99_uncorrected_ms: q(&s.uncorrected, 0.99),
                 max_lag_ms: s.max_lag_us as f64 / 1000.0,
+                slots_full_ms: s.slots_full_us as f64 / 1000.0,
+                generator_behind_ms: s.behind_us as f64 / 1000.0,
             })
             .collect()
     }
@@ -268,5 +306,21 @@ mod tests {
             (100, 190, 1)
         );
         assert!(s[1].max_lag_ms >= 1000.0);
+    }
+
+    #[test]
+    fn pace_is_kept_per_second_and_in_total() {
+        let r = Recorder::new();
+        r.pace(0, Duration::from_millis(30), Duration::ZERO);
+        r.pace(0, Duration::from_millis(20), Duration::from_millis(1));
+        r.pace(2, Duration::ZERO, Duration::from_millis(5));
+        r.pace(3, Duration::ZERO, Duration::ZERO);
+        let t = r.pace_totals();
+        assert_eq!(t.slots_full, Duration::from_millis(50));
+        assert_eq!(t.generator_behind, Duration::from_millis(6));
+        let s = r.series();
+        assert_eq!(s.len(), 2, "a request on time adds no second: {s:?}");
+        assert_eq!((s[0].slots_full_ms, s[0].generator_behind_ms), (50.0, 1.0));
+        assert_eq!((s[1].t, s[1].generator_behind_ms), (2, 5.0));
     }
 }

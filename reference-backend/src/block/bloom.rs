@@ -7,7 +7,11 @@ use tempo_api::trace_id::TraceId;
 
 const MAGIC: &[u8; 8] = b"RBBLOOM\0";
 const VERSION: u16 = 1;
-const MAX_SHARDS: usize = 1000;
+/// Most shards a block has (writers never make more).
+pub const MAX_SHARDS: usize = 1000;
+/// Most hash functions a shard may use (writers use 1 to 16); a damaged header with more
+/// would make every lookup loop that many times.
+const MAX_HASHES: u32 = 64;
 
 /// FNV-1a 32-bit hash.
 pub fn fnv32a(bytes: &[u8]) -> u32 {
@@ -122,6 +126,11 @@ impl Bloom {
         if bits == 0 || words.len() as u64 * 64 != bits || k == 0 {
             return Err("bloom filter header does not match its size".into());
         }
+        if k > MAX_HASHES {
+            return Err(format!(
+                "bloom filter uses {k} hash functions, more than {MAX_HASHES}"
+            ));
+        }
         Ok(Bloom { k, bits, words })
     }
 }
@@ -184,6 +193,19 @@ mod tests {
         assert_eq!(Bloom::from_bytes(&bytes).unwrap(), b);
         bytes[30] ^= 0xff;
         assert!(Bloom::from_bytes(&bytes).unwrap_err().contains("checksum"));
+    }
+
+    #[test]
+    fn absurd_hash_counts_are_refused() {
+        // A header with a valid checksum but 2^32 - 1 hash functions (found by fuzzing
+        // `block_meta`): every lookup would loop that many times.
+        let mut bytes = Bloom::with_capacity(10, 0.01, 1024).to_bytes();
+        bytes[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+        let body = bytes.len() - 4;
+        let crc = crc32c::crc32c(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        let e = Bloom::from_bytes(&bytes).unwrap_err();
+        assert!(e.contains("hash functions"), "{e}");
     }
 
     #[test]

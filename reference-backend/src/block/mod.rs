@@ -5,6 +5,7 @@
 
 pub mod bloom;
 pub mod build;
+pub mod damaged;
 pub mod index;
 pub mod meta;
 pub mod rb1;
@@ -132,32 +133,19 @@ pub trait BlockReader: Send + Sync {
         None
     }
 
-    /// Search this block. The default decodes every trace and evaluates span by span;
-    /// columnar formats override it to read only the columns the plan needs.
+    /// Search this block. The default decodes every trace and evaluates span by span
+    /// ([`search_all`]); columnar formats override it to read only the columns the plan
+    /// needs.
     async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
-        let traces = self.read_all().await?;
-        let plan = plan.clone();
-        crate::cpu::run_heavy(move || {
-            let mut r = search_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), &plan)?;
-            r.inspected_bytes = traces.iter().map(|(_, b)| b.len() as u64).sum();
-            Ok(r)
-        })
+        search_all(self, plan).await
     }
 
     /// Tag names and values of the block's traces overlapping `range_ns` (`[start, end]`
     /// in unix ns; every trace when `None`), from the spans matching `filter`, for the tag
-    /// endpoints. The default decodes every trace; columnar formats may read only the
-    /// columns they need.
+    /// endpoints. The default decodes every trace ([`tags_all`]); columnar formats may
+    /// read only the columns they need.
     async fn tags(&self, range_ns: Option<(u64, u64)>, filter: &Expr) -> Result<TagSummary> {
-        let traces = self.read_all().await?;
-        crate::cpu::run_heavy(|| {
-            let keep = |s, e| range_ns.is_none_or(|(start, end)| e >= start && s <= end);
-            TagSummary::from_encoded(
-                traces.iter().map(|(id, b)| (*id, b.as_slice())),
-                keep,
-                filter,
-            )
-        })
+        tags_all(self, range_ns, filter).await
     }
 }
 
@@ -186,6 +174,38 @@ impl TraceCursor for InMemoryCursor {
     async fn next_batch(&mut self) -> Result<Option<EncodedTraces>> {
         Ok(self.0.take().filter(|t| !t.is_empty()))
     }
+}
+
+/// Search a block by decoding every trace ([`BlockReader::read_all`]) and evaluating span
+/// by span.
+pub async fn search_all<R: BlockReader + ?Sized>(
+    reader: &R,
+    plan: &SearchPlan,
+) -> Result<SearchResult> {
+    let traces = reader.read_all().await?;
+    let plan = plan.clone();
+    crate::cpu::run_heavy(move || {
+        let mut r = search_encoded(traces.iter().map(|(id, b)| (*id, b.as_slice())), &plan)?;
+        r.inspected_bytes = traces.iter().map(|(_, b)| b.len() as u64).sum();
+        Ok(r)
+    })
+}
+
+/// Tag summary of a block by decoding every trace ([`BlockReader::read_all`]).
+pub async fn tags_all<R: BlockReader + ?Sized>(
+    reader: &R,
+    range_ns: Option<(u64, u64)>,
+    filter: &Expr,
+) -> Result<TagSummary> {
+    let traces = reader.read_all().await?;
+    crate::cpu::run_heavy(|| {
+        let keep = |s, e| range_ns.is_none_or(|(start, end)| e >= start && s <= end);
+        TagSummary::from_encoded(
+            traces.iter().map(|(id, b)| (*id, b.as_slice())),
+            keep,
+            filter,
+        )
+    })
 }
 
 /// The formats this build can read, by name.
@@ -230,6 +250,18 @@ pub async fn put_block(
 /// Load a block's bloom shards (`bloom-0` … `bloom-<n-1>`).
 pub async fn load_blooms(store: &BlockStore, meta: &BlockMeta) -> Result<Vec<bloom::Bloom>> {
     let (tenant, id) = (meta.tenant_id.as_str(), &meta.block_id);
+    if meta.bloom_shards as usize > bloom::MAX_SHARDS {
+        return Err(crate::error::Error::CorruptBlock {
+            tenant: tenant.to_owned(),
+            block_id: id.to_string(),
+            object: meta::META_OBJECT,
+            message: format!(
+                "bloomShards {} is more than a block has (at most {})",
+                meta.bloom_shards,
+                bloom::MAX_SHARDS
+            ),
+        });
+    }
     let mut blooms = Vec::with_capacity(meta.bloom_shards as usize);
     for i in 0..meta.bloom_shards {
         let b = store

@@ -3,6 +3,7 @@
 //! ```text
 //! data    = "RB1DATA\0" version:u16le  page*
 //! page    = zstd( record* )            record = trace_id[16] len:u32le TracesData-bytes
+//!           (zstd frames carry a content checksum; blocks of earlier builds may not)
 //! index   = "RB1INDEX" version:u16le count:u32le entry* crc32c:u32le
 //! entry   = first_id[16] last_id[16] offset:u64le len:u32le traces:u32le
 //! bloom-N = see `bloom`
@@ -18,12 +19,14 @@ use tempo_api::trace_id::TraceId;
 
 use super::bloom::{self, Bloom};
 use super::build::{BlockBuilder, BuildHints, SpoolDir};
+use super::damaged::{DamagedBlock, name_block};
 use super::meta::{self, BlockMeta};
 use super::{
     BlockFormat, BlockInput, BlockReader, EncodingSettings, TraceCursor, load_blooms, object_key,
-    put_block,
+    put_block, search_all, tags_all,
 };
 use crate::error::{Error, Result};
+use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 
 mod stream;
@@ -74,7 +77,10 @@ pub fn encode(input: &BlockInput<'_>, s: &EncodingSettings) -> std::io::Result<E
     let mut page_traces = 0u32;
     // One compression context for all pages: a fresh context per page allocates and
     // clears several MiB each time (same output as `zstd::bulk::compress`).
+    // Each page carries zstd's content checksum, so damage to a page in the store is an
+    // error naming the block rather than wrong or undecodable traces.
     let mut compressor = zstd::bulk::Compressor::new(s.zstd_level)?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
     let mut flush_page = |raw: &mut Vec<u8>,
                           first: TraceId,
                           last: TraceId,
@@ -292,20 +298,26 @@ impl BlockFormat for Rb1 {
 
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>> {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
-        let corrupt = |object: &'static str, message: String| Error::CorruptBlock {
-            tenant: tenant.to_owned(),
-            block_id: id.to_string(),
-            object,
-            message,
-        };
         let index_bytes = store.get(&object_key(tenant, &id, "index")).await?;
-        let pages = decode_index(&index_bytes).map_err(|m| corrupt("index", m))?;
         let blooms = load_blooms(store, meta).await?;
+        let pages = match decode_index(&index_bytes) {
+            Ok(pages) => pages,
+            Err(message) => {
+                return Ok(Arc::new(DamagedBlock {
+                    tenant: tenant.to_owned(),
+                    block_id: id.to_string(),
+                    object: "index",
+                    message,
+                    blooms,
+                }));
+            }
+        };
         Ok(Arc::new(Rb1Reader {
             store: store.clone(),
             tenant: tenant.to_owned(),
             id,
             data_key: object_key(tenant, &id, "data"),
+            size: meta.size,
             pages,
             blooms,
         }))
@@ -317,6 +329,8 @@ struct Rb1Reader {
     tenant: String,
     id: uuid::Uuid,
     data_key: String,
+    /// Length of `data` (from `meta.json`).
+    size: u64,
     pages: Vec<PageEntry>,
     blooms: Vec<Bloom>,
 }
@@ -334,17 +348,23 @@ impl BlockReader for Rb1Reader {
         let Some(page) = self.pages.get(i).filter(|p| p.first <= *id) else {
             return Ok(None);
         };
-        let start = page.offset;
-        let bytes = self
-            .store
-            .get_range(&self.data_key, start..start + page.len as u64)
-            .await?;
         let corrupt = |message: String| Error::CorruptBlock {
             tenant: self.tenant.clone(),
             block_id: self.id.to_string(),
             object: "data",
             message,
         };
+        let start = page.offset;
+        let end = start
+            .checked_add(u64::from(page.len))
+            .filter(|end| *end <= self.size)
+            .ok_or_else(|| {
+                corrupt(format!(
+                    "page at offset {start} ({} bytes) runs past the object ({} bytes)",
+                    page.len, self.size
+                ))
+            })?;
+        let bytes = self.store.get_range(&self.data_key, start..end).await?;
         let raw = zstd::stream::decode_all(bytes.as_ref())
             .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
         scan_page(&raw, id).map_err(corrupt)
@@ -372,10 +392,14 @@ impl BlockReader for Rb1Reader {
             };
             let mut out = Vec::new();
             for p in &pages {
-                let (start, end) = (p.offset as usize, p.offset as usize + p.len as usize);
-                let page = data.get(start..end).ok_or_else(|| {
-                    corrupt(format!("page at offset {start} runs past the object"))
-                })?;
+                let start = p.offset;
+                let page = usize::try_from(start)
+                    .ok()
+                    .and_then(|s| Some(s..s.checked_add(p.len as usize)?))
+                    .and_then(|r| data.get(r))
+                    .ok_or_else(|| {
+                        corrupt(format!("page at offset {start} runs past the object"))
+                    })?;
                 let raw = zstd::stream::decode_all(page)
                     .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
                 for (tid, bytes) in page_records(&raw).map_err(corrupt)? {
@@ -384,5 +408,17 @@ impl BlockReader for Rb1Reader {
             }
             Ok(out)
         })
+    }
+
+    async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
+        search_all(self, plan)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
+    }
+
+    async fn tags(&self, range_ns: Option<(u64, u64)>, filter: &Expr) -> Result<TagSummary> {
+        tags_all(self, range_ns, filter)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
     }
 }

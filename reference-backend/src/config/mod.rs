@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 
 mod compactor;
+pub mod env;
 mod storage;
 
 pub use compactor::{CompactionConfig, CompactorConfig};
@@ -274,6 +275,14 @@ pub(crate) fn redact<S: Serializer>(value: &str, s: S) -> std::result::Result<S:
     s.serialize_str(if value.is_empty() { "" } else { "<redacted>" })
 }
 
+/// How a config file is read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Expand `${VAR}` and `${VAR:-default}` from the environment before parsing, as
+    /// Tempo's `-config.expand-env=true` does (see [`env`]).
+    pub expand_env: bool,
+}
+
 impl Config {
     /// Read, parse and validate a config file for the default release.
     pub fn load(path: &Path) -> Result<Self> {
@@ -285,10 +294,27 @@ impl Config {
         path: &Path,
         release: crate::release::ReleaseId,
     ) -> Result<crate::release::config_rules::Parsed> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+        Self::load_with(path, release, LoadOptions::default())
+    }
+
+    /// [`Config::load_for`], reading the file as `options` say (`--config.expand-env`).
+    pub fn load_with(
+        path: &Path,
+        release: crate::release::ReleaseId,
+        options: LoadOptions,
+    ) -> Result<crate::release::config_rules::Parsed> {
+        let mut text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
             path: path.to_path_buf(),
             source,
         })?;
+        if options.expand_env {
+            text = env::expand_from_process(&text).map_err(|message| Error::ConfigParse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "expanding environment variables (--config.expand-env): {message}"
+                ),
+            })?;
+        }
         crate::release::config_rules::parse(&text, release).map_err(|e| match e {
             Error::ConfigParse { message, .. } => Error::ConfigParse {
                 path: path.to_path_buf(),

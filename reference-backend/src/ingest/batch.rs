@@ -55,37 +55,70 @@ pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest> {
         .map_err(|e| Error::InvalidArgument(format!("cannot decode OTLP JSON request: {e}")))
 }
 
-/// Check ids as Tempo's distributor does; the whole request is refused on the first bad id.
+/// Check ids as OTLP and Tempo's distributor do; the whole request is refused on the first
+/// bad id, and the message names the field.
 pub fn validate(req: &ExportTraceServiceRequest) -> Result<()> {
-    for span in spans(req) {
-        if span.trace_id.len() != 16 {
-            return Err(Error::InvalidArgument(format!(
-                "trace ids must be 128 bit, received {} bits (span {:?})",
-                span.trace_id.len() * 8,
-                span.name
-            )));
-        }
-        if span.span_id.len() != 8 || span.span_id.iter().all(|b| *b == 0) {
-            return Err(Error::InvalidArgument(format!(
-                "span ids must be 64 bit and not all zero, received {} bits{} (span {:?})",
-                span.span_id.len() * 8,
-                if span.span_id.len() == 8 {
-                    " all zero"
-                } else {
-                    ""
-                },
-                span.name
-            )));
+    for (ri, rs) in req.resource_spans.iter().enumerate() {
+        for (si, ss) in rs.scope_spans.iter().enumerate() {
+            for (pi, span) in ss.spans.iter().enumerate() {
+                SpanIds::of(&span.trace_id, &span.span_id).check((ri, si, pi))?;
+            }
         }
     }
     Ok(())
 }
 
-fn spans(req: &ExportTraceServiceRequest) -> impl Iterator<Item = &Span> {
-    req.resource_spans
-        .iter()
-        .flat_map(|rs| rs.scope_spans.iter())
-        .flat_map(|ss| ss.spans.iter())
+/// What the id rules need to know about one span's ids.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanIds {
+    /// Length of `trace_id` in bytes.
+    pub trace_len: usize,
+    /// Every byte of `trace_id` is zero.
+    pub trace_zero: bool,
+    /// Length of `span_id` in bytes.
+    pub span_len: usize,
+    /// Every byte of `span_id` is zero.
+    pub span_zero: bool,
+}
+
+impl SpanIds {
+    /// From the id fields.
+    pub(crate) fn of(trace_id: &[u8], span_id: &[u8]) -> Self {
+        SpanIds {
+            trace_len: trace_id.len(),
+            trace_zero: trace_id.iter().all(|b| *b == 0),
+            span_len: span_id.len(),
+            span_zero: span_id.iter().all(|b| *b == 0),
+        }
+    }
+
+    /// Tempo's id rules, plus OTLP's "all zero is invalid" for trace ids: a trace id is 16
+    /// bytes and not all zero, a span id 8 bytes and not all zero. Tempo 3.0.3 refuses an
+    /// all-zero trace id too, as `received 0 bits` (its receiver drops a zero id when it
+    /// re-encodes the request). `at` locates the span for the message.
+    pub(crate) fn check(&self, at: SpanAt) -> Result<()> {
+        let (ri, si, pi) = at;
+        let path = format!("resource_spans[{ri}].scope_spans[{si}].spans[{pi}]");
+        if self.trace_len != 16 {
+            return Err(Error::InvalidArgument(format!(
+                "trace ids must be 128 bit, received {} bits ({path}.trace_id)",
+                self.trace_len * 8
+            )));
+        }
+        if self.trace_zero {
+            return Err(Error::InvalidArgument(format!(
+                "trace ids must not be all zero ({path}.trace_id is 00000000000000000000000000000000)"
+            )));
+        }
+        if self.span_len != 8 || self.span_zero {
+            return Err(Error::InvalidArgument(format!(
+                "span ids must be 64 bit and not all zero, received {} bits{} ({path}.span_id)",
+                self.span_len * 8,
+                if self.span_len == 8 { " all zero" } else { "" }
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Truncate string attribute values longer than `max` bytes (at a char boundary).
@@ -451,6 +484,46 @@ mod tests {
             e.contains("span ids must be 64 bit and not all zero"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn all_zero_ids_are_refused_by_the_wire_walker_and_the_decoding_path_alike() {
+        type BreakIds = fn(&mut Span);
+        let cases: [(&str, BreakIds); 4] = [
+            (
+                "trace ids must not be all zero (resource_spans[1].scope_spans[0].spans[0].trace_id",
+                |s| s.trace_id = vec![0; 16],
+            ),
+            (
+                "span ids must be 64 bit and not all zero, received 64 bits all zero (resource_spans[1].scope_spans[0].spans[0].span_id)",
+                |s| s.span_id = vec![0; 8],
+            ),
+            (
+                "trace ids must be 128 bit, received 0 bits (resource_spans[1].scope_spans[0].spans[0].trace_id)",
+                |s| s.trace_id = vec![],
+            ),
+            (
+                "span ids must be 64 bit and not all zero, received 0 bits (resource_spans[1].scope_spans[0].spans[0].span_id)",
+                |s| s.span_id = vec![],
+            ),
+        ];
+        for (want, break_ids) in cases {
+            let mut r = request();
+            break_ids(&mut r.resource_spans[1].scope_spans[0].spans[0]);
+            let body = bytes::Bytes::from(r.encode_to_vec());
+            let (spans, walked) = crate::ingest::wire_split::split_protobuf(body, 2048).unwrap();
+            assert_eq!(spans, 4, "the refused request's spans are counted");
+            let walked = walked.unwrap_err();
+            let decoded = split(r, 2048).unwrap_err();
+            assert_eq!(walked.to_string(), decoded.to_string());
+            assert!(walked.to_string().starts_with(want), "{walked}");
+            assert_eq!(walked.http_status(), http::StatusCode::BAD_REQUEST);
+            assert_eq!(walked.grpc_code(), tonic::Code::InvalidArgument);
+        }
+        // One zero byte is not all zero.
+        let mut r = request();
+        r.resource_spans[0].scope_spans[0].spans[0].trace_id = [vec![0; 15], vec![1]].concat();
+        assert!(split(r, 2048).is_ok());
     }
 
     #[test]

@@ -164,9 +164,16 @@ fn too_large_or_bad(e: axum::Error, limit: u64) -> Error {
     }
 }
 
-fn gunzip(wire: &[u8], limit: u64) -> Result<Bytes, Error> {
-    let mut out = Vec::with_capacity(wire.len() * 4);
-    let mut reader = flate2::read::GzDecoder::new(wire).take(limit + 1);
+/// Decompress a gzip body, refusing (413) once it passes `limit` bytes: at most
+/// `limit + 1` bytes are ever inflated. Concatenated gzip members are read as one body,
+/// as Go's `gzip.Reader` (Tempo's receiver) reads them; bytes after the last member that
+/// are not a gzip member are an error, not silently dropped.
+pub fn gunzip(wire: &[u8], limit: u64) -> Result<Bytes, Error> {
+    let guess = (wire.len() as u64)
+        .saturating_mul(4)
+        .min(limit.saturating_add(1));
+    let mut out = Vec::with_capacity(usize::try_from(guess).unwrap_or(0));
+    let mut reader = flate2::read::MultiGzDecoder::new(wire).take(limit.saturating_add(1));
     reader
         .read_to_end(&mut out)
         .map_err(|e| Error::InvalidArgument(format!("invalid gzip body: {e}")))?;
@@ -237,4 +244,39 @@ fn error_response(format: Format, e: &Error) -> Response {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(b: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn concatenated_members_are_one_body() {
+        let mut two = gzip(b"first ");
+        two.extend_from_slice(&gzip(b"second"));
+        assert_eq!(gunzip(&two, 100).unwrap().as_ref(), b"first second");
+        two.extend_from_slice(b"trailing garbage");
+        let e = gunzip(&two, 100).unwrap_err().to_string();
+        assert!(e.starts_with("invalid gzip body"), "{e}");
+    }
+
+    #[test]
+    fn inflating_stops_past_the_limit() {
+        let bomb = gzip(&vec![0u8; 1 << 20]);
+        match gunzip(&bomb, 1000) {
+            Err(Error::PayloadTooLarge { size, limit, .. }) => {
+                assert_eq!((size, limit), (1001, 1000))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use tempo_api::trace_id::TraceId;
 
-use super::batch::{SpanAt, SpanSource, SplitBatch, TraceGroups, head, truncate_kvs};
+use super::batch::{SpanAt, SpanIds, SpanSource, SplitBatch, TraceGroups, head, truncate_kvs};
 use crate::error::{Error, Result};
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -132,6 +132,8 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A varint, refused where prost refuses it: past 10 bytes, or a 10th byte that
+    /// overflows 64 bits.
     fn varint(&mut self) -> Result<u64, &'static str> {
         let mut v = 0u64;
         for i in 0..10 {
@@ -139,6 +141,9 @@ impl<'a> Reader<'a> {
             self.pos += 1;
             v |= u64::from(b & 0x7f) << (7 * i);
             if b < 0x80 {
+                if i == 9 && b >= 2 {
+                    return Err("varint overflows 64 bits");
+                }
                 return Ok(v);
             }
         }
@@ -170,7 +175,9 @@ fn walk(buf: &[u8], msg: Msg, depth: u32, info: &mut SpanInfo) -> Result<(), &'s
     let mut r = Reader { buf, pos: 0 };
     while r.pos < buf.len() {
         let key = r.varint()?;
-        let field = u32::try_from(key >> 3).map_err(|_| "field number out of range")?;
+        // prost refuses keys past 32 bits; accepting one would store a span no read decodes.
+        let key = u32::try_from(key).map_err(|_| "field key out of range")?;
+        let field = key >> 3;
         let wire = key & 7;
         if field == 0 {
             return Err("field number 0");
@@ -323,23 +330,13 @@ fn split_raw(req: &mut RawRequest, max_attr: usize) -> Result<SplitBatch> {
             let mut out = Vec::with_capacity(ss.spans.len());
             for (pi, raw) in ss.spans.iter().enumerate() {
                 let info = inspect_span(raw).map_err(bad)?;
-                if info.trace_id_len != 16 {
-                    return Err(Error::InvalidArgument(format!(
-                        "trace ids must be 128 bit, received {} bits",
-                        info.trace_id_len * 8
-                    )));
+                SpanIds {
+                    trace_len: info.trace_id_len,
+                    trace_zero: info.trace_id == [0u8; 16],
+                    span_len: info.span_id_len,
+                    span_zero: info.span_id_zero,
                 }
-                if info.span_id_len != 8 || info.span_id_zero {
-                    return Err(Error::InvalidArgument(format!(
-                        "span ids must be 64 bit and not all zero, received {} bits{}",
-                        info.span_id_len * 8,
-                        if info.span_id_len == 8 {
-                            " all zero"
-                        } else {
-                            ""
-                        }
-                    )));
-                }
+                .check((ri, si, pi))?;
                 let bytes = if info.max_value_len > max_attr {
                     let mut span = Span::decode(raw.clone()).map_err(bad)?;
                     truncated += truncate_kvs(&mut span.attributes, max_attr);
@@ -529,6 +526,22 @@ mod tests {
         );
         // Unknown fields are skipped, as prost does (field 99 as a varint).
         assert!(inspect_span(&[0x98, 0x06, 0x01]).is_ok());
+        // Found by fuzzing (`wire_split`): keys past 32 bits and varints past 64 bits are
+        // refused, as prost refuses them when the stored span is read back.
+        let key_past_32_bits = [0xf0, 0xfb, 0xf5, 0xfd, 0x65, 0x00];
+        assert!(Span::decode(&key_past_32_bits[..]).is_err());
+        assert_eq!(
+            inspect_span(&key_past_32_bits).unwrap_err(),
+            "field key out of range"
+        );
+        let varint_past_64_bits = [
+            0x30, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+        ];
+        assert!(Span::decode(&varint_past_64_bits[..]).is_err());
+        assert_eq!(
+            inspect_span(&varint_past_64_bits).unwrap_err(),
+            "varint overflows 64 bits"
+        );
         let mut req = request(1);
         req.resource_spans[0].scope_spans[0].spans[1].span_id = vec![0; 8];
         let (_, r) = split_protobuf(Bytes::from(req.encode_to_vec()), 2048).unwrap();

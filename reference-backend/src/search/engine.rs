@@ -1,6 +1,7 @@
 //! Searches and tag summaries over everything a tenant stored: the traces held in memory
 //! (live, head block, cut blocks waiting to upload) and every flushed block whose time
-//! range meets the request's. A block that cannot be read fails the request.
+//! range meets the request's. A block that cannot be read fails the request. A
+//! cross-tenant read (`X-Scope-OrgID: a|b`) gathers every tenant's data before merging.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,9 +67,16 @@ impl Searcher {
         }
     }
 
-    /// Flushed blocks of `tenant` overlapping `[start_ns, end_ns]` (all without a range).
-    fn blocks_in_range(&self, tenant: &str, range_ns: Option<(u64, u64)>) -> Vec<Arc<BlockEntry>> {
-        let mut blocks = self.blocks.blocks(tenant);
+    /// Flushed blocks of `tenants` overlapping `[start_ns, end_ns]` (all without a range).
+    fn blocks_in_range<S: AsRef<str>>(
+        &self,
+        tenants: &[S],
+        range_ns: Option<(u64, u64)>,
+    ) -> Vec<Arc<BlockEntry>> {
+        let mut blocks: Vec<_> = tenants
+            .iter()
+            .flat_map(|t| self.blocks.blocks(t.as_ref()))
+            .collect();
         if let Some((start, end)) = range_ns {
             let (start_s, end_s) = (start / 1_000_000_000, end.div_ceil(1_000_000_000));
             blocks.retain(|b| {
@@ -79,31 +87,44 @@ impl Searcher {
         blocks
     }
 
-    fn block_failed(&self, tenant: &str, block: &BlockEntry, e: &crate::Error) {
+    fn block_failed(&self, block: &BlockEntry, e: &crate::Error) {
         self.metrics.block_read_error(e);
+        let tenant = &block.meta.tenant_id;
         warn!(%tenant, block = %block.meta.block_id, error = %e, "search could not read a block");
     }
 
     /// Run `plan` over `tenant`'s data.
     pub async fn search(&self, tenant: &str, plan: &SearchPlan) -> Result<SearchOutcome> {
+        self.search_in(&[tenant], plan).await
+    }
+
+    /// Run `plan` over the data of every tenant in `tenants` (a cross-tenant read): hits of
+    /// one trace id found under several tenants merge as the parts of one tenant's trace do.
+    pub async fn search_in<S: AsRef<str>>(
+        &self,
+        tenants: &[S],
+        plan: &SearchPlan,
+    ) -> Result<SearchOutcome> {
         let range = plan.start_ns.zip(plan.end_ns);
-        let mut live = self.live.snapshot_where(
-            tenant,
-            |s, e| range.is_none_or(|r| e >= r.0 && s <= r.1),
-            LIVE_CHUNK_BYTES,
-        )?;
         let mut live_results = Vec::new();
-        while let Some(r) = crate::cpu::run_heavy(|| {
-            let Some(chunk) = live.next_chunk()? else {
-                return Ok::<_, crate::Error>(None);
-            };
-            let mut r = search_encoded(chunk.iter().map(|(id, b)| (*id, b.as_slice())), plan)?;
-            r.inspected_bytes = chunk.iter().map(|(_, b)| b.len() as u64).sum();
-            Ok(Some(r))
-        })? {
-            live_results.push(r);
+        for tenant in tenants {
+            let mut live = self.live.snapshot_where(
+                tenant.as_ref(),
+                |s, e| range.is_none_or(|r| e >= r.0 && s <= r.1),
+                LIVE_CHUNK_BYTES,
+            )?;
+            while let Some(r) = crate::cpu::run_heavy(|| {
+                let Some(chunk) = live.next_chunk()? else {
+                    return Ok::<_, crate::Error>(None);
+                };
+                let mut r = search_encoded(chunk.iter().map(|(id, b)| (*id, b.as_slice())), plan)?;
+                r.inspected_bytes = chunk.iter().map(|(_, b)| b.len() as u64).sum();
+                Ok(Some(r))
+            })? {
+                live_results.push(r);
+            }
         }
-        let blocks = self.blocks_in_range(tenant, range);
+        let blocks = self.blocks_in_range(tenants, range);
         let mut out = SearchOutcome {
             total_blocks: blocks.len() as u64,
             total_block_bytes: blocks.iter().map(|b| b.meta.size).sum(),
@@ -134,7 +155,7 @@ impl Searcher {
                     reader.search(plan).await
                 }
                 .await;
-                found.inspect_err(|e| self.block_failed(tenant, &block, e))
+                found.inspect_err(|e| self.block_failed(&block, e))
             })
             .buffered(CONCURRENT_BLOCKS);
         while let Some(r) = results.try_next().await? {
@@ -154,19 +175,33 @@ impl Searcher {
         range_ns: Option<(u64, u64)>,
         filter: &Expr,
     ) -> Result<TagOutcome> {
+        self.tags_in(&[tenant], range_ns, filter).await
+    }
+
+    /// [`Searcher::tags`] over every tenant in `tenants` (a cross-tenant read): the union.
+    pub async fn tags_in<S: AsRef<str>>(
+        &self,
+        tenants: &[S],
+        range_ns: Option<(u64, u64)>,
+        filter: &Expr,
+    ) -> Result<TagOutcome> {
         let keep = move |s: u64, e: u64| range_ns.is_none_or(|r| e >= r.0 && s <= r.1);
-        let mut live = self.live.snapshot_where(tenant, keep, LIVE_CHUNK_BYTES)?;
         let mut summary = TagSummary::default();
-        while let Some(s) = crate::cpu::run_heavy(|| {
-            let Some(chunk) = live.next_chunk()? else {
-                return Ok::<_, crate::Error>(None);
-            };
-            let traces = chunk.iter().map(|(id, b)| (*id, b.as_slice()));
-            TagSummary::from_encoded(traces, keep, filter).map(Some)
-        })? {
-            summary.merge(s);
+        for tenant in tenants {
+            let mut live = self
+                .live
+                .snapshot_where(tenant.as_ref(), keep, LIVE_CHUNK_BYTES)?;
+            while let Some(s) = crate::cpu::run_heavy(|| {
+                let Some(chunk) = live.next_chunk()? else {
+                    return Ok::<_, crate::Error>(None);
+                };
+                let traces = chunk.iter().map(|(id, b)| (*id, b.as_slice()));
+                TagSummary::from_encoded(traces, keep, filter).map(Some)
+            })? {
+                summary.merge(s);
+            }
         }
-        let blocks = self.blocks_in_range(tenant, range_ns);
+        let blocks = self.blocks_in_range(tenants, range_ns);
         let mut out = TagOutcome {
             summary,
             total_blocks: blocks.len() as u64,
@@ -180,7 +215,7 @@ impl Searcher {
                     reader.tags(range_ns, filter).await
                 }
                 .await;
-                found.inspect_err(|e| self.block_failed(tenant, &block, e))
+                found.inspect_err(|e| self.block_failed(&block, e))
             })
             .buffered(CONCURRENT_BLOCKS);
         while let Some(s) = results.try_next().await? {

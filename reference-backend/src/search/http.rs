@@ -8,7 +8,8 @@
 //! | `GET /api/search/tag/{tag}/values` | `{"tagValues":["…"],"metrics":{…}}` |
 //! | `GET /api/v2/search/tag/{tag}/values` | `{"tagValues":[{"type","value"}],"metrics":{…}}` |
 //!
-//! Bad parameters answer 400 with a plain-text message naming the parameter.
+//! Bad parameters answer 400 with a plain-text message naming the parameter. With
+//! `X-Scope-OrgID: a|b` every route reads each tenant and merges the answers.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +23,7 @@ use axum::routing::get;
 use super::request::{TagRequest, parse_search, parse_tag_request};
 use super::response;
 use super::traceql::parse_field;
-use crate::api::{error_response, json, tenant_of};
+use crate::api::{error_response, json, tenants_of};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -60,9 +61,9 @@ async fn search(
     headers: HeaderMap,
 ) -> Response {
     answer(&state, "search", || async {
-        let tenant = tenant_of(&state, &headers)?;
+        let tenants = tenants_of(&state, &headers)?;
         let plan = parse_search(&params)?;
-        let outcome = state.core()?.searcher.search(&tenant, &plan).await?;
+        let outcome = state.core()?.searcher.search_in(&tenants, &plan).await?;
         Ok(json(&response::search_response(&outcome)))
     })
     .await
@@ -73,10 +74,12 @@ async fn tag_outcome(
     headers: &HeaderMap,
     params: &[(String, String)],
 ) -> Result<(super::engine::TagOutcome, TagRequest), Error> {
-    let tenant = tenant_of(state, headers)?;
+    let tenants = tenants_of(state, headers)?;
     let req = parse_tag_request(params)?;
     let searcher = &state.core()?.searcher;
-    let outcome = searcher.tags(&tenant, req.range_ns, &req.filter).await?;
+    let outcome = searcher
+        .tags_in(&tenants, req.range_ns, &req.filter)
+        .await?;
     Ok((outcome, req))
 }
 
@@ -124,7 +127,7 @@ async fn tag_values_v2(
     headers: HeaderMap,
 ) -> Response {
     answer(&state, "search_tag_values_v2", || async {
-        tenant_of(&state, &headers)?;
+        tenants_of(&state, &headers)?;
         let field = parse_field(&tag)
             .map_err(|e| Error::InvalidArgument(format!("invalid tag {tag:?}: {e}")))?;
         let (o, req) = tag_outcome(&state, &headers, &params).await?;

@@ -49,7 +49,11 @@ impl Rb1Builder {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         out.write_all(DATA_MAGIC).map_err(spool_err)?;
         out.write_all(&VERSION.to_le_bytes()).map_err(spool_err)?;
-        let compressor = zstd::bulk::Compressor::new(s.zstd_level)
+        // Pages carry zstd's content checksum, as `rb1::encode` writes them.
+        let mut compressor = zstd::bulk::Compressor::new(s.zstd_level)
+            .map_err(|e| Error::Internal(format!("rb1 encode: {e}")))?;
+        compressor
+            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
             .map_err(|e| Error::Internal(format!("rb1 encode: {e}")))?;
         Ok(Rb1Builder {
             meta: BlockMeta {
@@ -212,21 +216,32 @@ impl TraceCursor for Rb1Cursor {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(None);
         };
-        let (start, end) = (first.offset, last.offset + last.len as u64);
-        let data = self.store.get_range(&self.data_key, start..end).await?;
         let corrupt = |message: String| Error::CorruptBlock {
             tenant: self.tenant.clone(),
             block_id: self.id.to_string(),
             object: "data",
             message,
         };
+        // A damaged index may hold offsets that overflow or run backwards.
+        let start = first.offset;
+        let end = last
+            .offset
+            .checked_add(last.len as u64)
+            .filter(|end| *end >= start)
+            .ok_or_else(|| corrupt(format!("page at offset {} is out of range", last.offset)))?;
+        let data = self.store.get_range(&self.data_key, start..end).await?;
         crate::cpu::run_heavy(|| {
             let mut out = Vec::new();
             for p in &batch {
-                let at = (p.offset - start) as usize;
-                let page = data.get(at..at + p.len as usize).ok_or_else(|| {
-                    corrupt(format!("page at offset {} runs past the object", p.offset))
-                })?;
+                let page = p
+                    .offset
+                    .checked_sub(start)
+                    .and_then(|at| usize::try_from(at).ok())
+                    .and_then(|at| Some(at..at.checked_add(p.len as usize)?))
+                    .and_then(|r| data.get(r))
+                    .ok_or_else(|| {
+                        corrupt(format!("page at offset {} runs past the object", p.offset))
+                    })?;
                 let raw = zstd::stream::decode_all(page)
                     .map_err(|e| corrupt(format!("page at offset {}: {e}", p.offset)))?;
                 for (tid, b) in page_records(&raw).map_err(corrupt)? {

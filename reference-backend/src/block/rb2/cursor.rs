@@ -80,7 +80,11 @@ impl TraceCursor for Rb2Cursor {
             let Some(dec) = self.decoder.as_mut() else {
                 continue;
             };
-            let step = crate::cpu::run_heavy(|| dec.try_decode());
+            // The Parquet decoder can panic on damaged pages: a damaged block, not a crash.
+            let step = crate::cpu::run_heavy(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dec.try_decode()))
+            })
+            .map_err(|_| self.corrupt("the parquet reader failed on damaged data".to_owned()))?;
             match step.map_err(|e| self.corrupt(e.to_string()))? {
                 DecodeResult::NeedsData(ranges) => {
                     let bytes = self

@@ -46,8 +46,8 @@ impl Footer {
         self.meta.metadata()
     }
 
-    /// Check magic and version and map the columns.
-    pub fn from_metadata(md: ParquetMetaData) -> Result<Self, String> {
+    /// Check magic, version and layout (see [`check_layout`]) and map the columns.
+    pub fn from_metadata(md: ParquetMetaData, file_len: u64) -> Result<Self, String> {
         let kv = md.file_metadata().key_value_metadata();
         let get = |k: &str| {
             kv.and_then(|kv| kv.iter().find(|e| e.key == k))
@@ -71,6 +71,7 @@ impl Footer {
             .and_then(|v| serde_json::from_str(&v).ok())
             .ok_or("rb2.plain_keys is missing")?;
         let layout = Layout::new(md.file_metadata().schema_descr(), dedicated.len())?;
+        check_layout(&md, file_len)?;
         let meta = ArrowReaderMetadata::try_new(
             Arc::new(md),
             ArrowReaderOptions::new()
@@ -148,6 +149,67 @@ impl Footer {
             .max()
             .unwrap_or(1)
     }
+}
+
+/// Check that the footer describes a file the Parquet reader can walk safely: every
+/// column chunk lies inside the file, and every page of the offset index inside its
+/// chunk, in order, with row indexes inside the row group. The reader trusts these
+/// (damaged values make it index out of bounds or overflow), so a damaged footer is
+/// refused here as corrupt.
+pub fn check_layout(md: &ParquetMetaData, file_len: u64) -> Result<(), String> {
+    for (rg, group) in md.row_groups().iter().enumerate() {
+        let index = md.page_index_for_row_group(rg);
+        let rows = group.num_rows();
+        if rows < 0 {
+            return Err(format!("row group {rg}: negative row count"));
+        }
+        for (col, c) in group.columns().iter().enumerate() {
+            let bad = |what: String| Err(format!("row group {rg} column {col}: {what}"));
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let len = c.compressed_size();
+            let (Ok(start), Ok(len)) = (u64::try_from(start), u64::try_from(len)) else {
+                return bad("negative offset or size".into());
+            };
+            let end = match start.checked_add(len) {
+                Some(end) if end <= file_len => end,
+                _ => {
+                    return bad(format!(
+                        "chunk {start}+{len} past the file ({file_len} bytes)"
+                    ));
+                }
+            };
+            if c.dictionary_page_offset()
+                .is_some_and(|d| d > c.data_page_offset())
+                || u64::try_from(c.data_page_offset()).map_or(true, |d| d > end)
+            {
+                return bad("data page offset outside the chunk".into());
+            }
+            let Some(pages) = index.page_locations(col) else {
+                continue;
+            };
+            let mut at = start;
+            let mut first_row = -1i64;
+            for p in pages {
+                let (Ok(offset), Ok(size)) = (
+                    u64::try_from(p.offset),
+                    u64::try_from(p.compressed_page_size),
+                ) else {
+                    return bad("negative page offset or size".into());
+                };
+                if offset < at || offset.checked_add(size).is_none_or(|e| e > end) {
+                    return bad(format!(
+                        "page at {offset}+{size} outside the chunk or out of order"
+                    ));
+                }
+                if p.first_row_index <= first_row || p.first_row_index >= rows.max(1) {
+                    return bad(format!("page first row {} out of order", p.first_row_index));
+                }
+                at = offset + size;
+                first_row = p.first_row_index;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Ranged reads of one object, counting the bytes fetched.
@@ -242,7 +304,7 @@ impl Fetcher {
                     dec.push_ranges(ranges, bytes).map_err(corrupt)?;
                 }
                 DecodeResult::Data(md) => {
-                    return Footer::from_metadata(md).map_err(FetchError::Corrupt);
+                    return Footer::from_metadata(md, self.len).map_err(FetchError::Corrupt);
                 }
                 DecodeResult::Finished => {
                     return Err(FetchError::Corrupt("no parquet footer".into()));

@@ -56,9 +56,12 @@ mod search;
 mod tests;
 mod write;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use parquet::arrow::push_decoder::RowGroupSelection;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -67,13 +70,14 @@ use uuid::Uuid;
 
 use super::bloom::{self, Bloom};
 use super::build::{BlockBuilder, BuildHints, BuiltBlock, Object, SpoolDir};
+use super::damaged::{DamagedBlock, name_block};
 use super::meta::{self, BlockMeta};
 use super::{
     BlockFormat, BlockInput, BlockReader, EncodingSettings, TraceCursor, TraceRecord, load_blooms,
-    object_key, put_block,
+    object_key, put_block, tags_all,
 };
 use crate::error::{Error, Result};
-use crate::search::{SearchPlan, SearchResult};
+use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
 use crate::store::BlockStore;
 use fetch::{FetchError, Fetcher, Footer};
 
@@ -145,18 +149,30 @@ impl BlockFormat for Rb2 {
 
     async fn open(&self, store: &BlockStore, meta: &BlockMeta) -> Result<Arc<dyn BlockReader>> {
         let (tenant, id) = (meta.tenant_id.as_str(), meta.block_id);
-        let corrupt = |object: &'static str, message: String| Error::CorruptBlock {
-            tenant: tenant.to_owned(),
-            block_id: id.to_string(),
-            object,
-            message,
-        };
-        let fetcher = Fetcher::new(store.clone(), object_key(tenant, &id, "data"), meta.size);
-        let footer = fetcher.footer().await.map_err(|e| match e {
-            FetchError::Store(e) => e,
-            FetchError::Corrupt(m) => corrupt("data", m),
-        })?;
         let blooms = load_blooms(store, meta).await?;
+        let fetcher = Fetcher::new(store.clone(), object_key(tenant, &id, "data"), meta.size);
+        let footer = AssertUnwindSafe(fetcher.footer())
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                Err(FetchError::Corrupt(format!(
+                    "the parquet reader failed on damaged data: {}",
+                    panic_message(panic.as_ref())
+                )))
+            });
+        let footer = match footer {
+            Ok(footer) => footer,
+            Err(FetchError::Store(e)) => return Err(e),
+            Err(FetchError::Corrupt(m)) => {
+                return Ok(Arc::new(DamagedBlock {
+                    tenant: tenant.to_owned(),
+                    block_id: id.to_string(),
+                    object: "data",
+                    message: format!("parquet footer: {m}"),
+                    blooms,
+                }));
+            }
+        };
         Ok(Arc::new(Rb2Reader {
             store: store.clone(),
             tenant: tenant.to_owned(),
@@ -252,6 +268,19 @@ impl Rb2Reader {
         }
     }
 
+    /// Run a read of this block; a panic inside the Parquet or Arrow decoder (they trust
+    /// some lengths and offsets of damaged pages) becomes an error naming the block instead
+    /// of taking the query's task down.
+    async fn guarded<T>(&self, read: impl Future<Output = Result<T>>) -> Result<T> {
+        match AssertUnwindSafe(read).catch_unwind().await {
+            Ok(r) => r,
+            Err(panic) => Err(self.corrupt(format!(
+                "the parquet reader failed on damaged data: {}",
+                panic_message(panic.as_ref())
+            ))),
+        }
+    }
+
     fn fetch_err(&self, e: FetchError) -> Error {
         match e {
             FetchError::Store(e) => e,
@@ -274,7 +303,7 @@ impl Rb2Reader {
             locs.get(p)
                 .map_or(rows, |l| (l.first_row_index.max(0) as usize).min(rows))
         };
-        let pages = locs.len();
+        let pages = locs.len().min(ci.num_pages() as usize);
         let Some(p) = (0..pages).find(|&p| {
             !ci.is_null_page(p)
                 && ci.min_value(p).is_some_and(|m| m <= id.as_slice())
@@ -354,9 +383,8 @@ impl Rb2Reader {
     }
 }
 
-#[async_trait]
-impl BlockReader for Rb2Reader {
-    async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>> {
+impl Rb2Reader {
+    async fn lookup(&self, id: &TraceId) -> Result<Option<Vec<u8>>> {
         if !self.blooms.is_empty()
             && !self.blooms[bloom::shard_of(id, self.blooms.len() as u32)].may_contain(id)
         {
@@ -381,7 +409,7 @@ impl BlockReader for Rb2Reader {
         Ok(None)
     }
 
-    async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+    async fn read_everything(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
         let f = self.fetcher();
         let whole = 0..self.size;
         let bytes = f
@@ -412,6 +440,17 @@ impl BlockReader for Rb2Reader {
             Ok(asm.finish())
         })
     }
+}
+
+#[async_trait]
+impl BlockReader for Rb2Reader {
+    async fn find_trace(&self, id: &TraceId) -> Result<Option<Vec<u8>>> {
+        self.guarded(self.lookup(id)).await
+    }
+
+    async fn read_all(&self) -> Result<Vec<(TraceId, Vec<u8>)>> {
+        self.guarded(self.read_everything()).await
+    }
 
     fn cursor(&self) -> Option<Box<dyn TraceCursor>> {
         Some(Box::new(cursor::Rb2Cursor::new(
@@ -423,6 +462,23 @@ impl BlockReader for Rb2Reader {
     }
 
     async fn search(&self, plan: &SearchPlan) -> Result<SearchResult> {
-        search::run(self, plan).await
+        self.guarded(search::run(self, plan))
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
     }
+
+    async fn tags(&self, range_ns: Option<(u64, u64)>, filter: &Expr) -> Result<TagSummary> {
+        tags_all(self, range_ns, filter)
+            .await
+            .map_err(|e| name_block(e, &self.tenant, &self.id.to_string(), "data"))
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic")
 }
