@@ -29,7 +29,7 @@ const CONCURRENCY: usize = 32;
 const MAX_EXAMPLES: usize = 10;
 /// Shortest bound on one lookup (one started at or after its trace's deadline gets this).
 const MIN_LOOKUP: Duration = Duration::from_secs(1);
-/// How long after the last trace's deadline (`sent_at + delay + timeout`) the read-back
+/// How long after the last trace's deadline (`start + delay + timeout`, `start` the later of its intended send and its acknowledgement) the read-back
 /// waits for lookups still queued or under way before it counts them as not found.
 const FINISH_GRACE: Duration = Duration::from_secs(10);
 
@@ -192,7 +192,7 @@ struct State {
     recorded: u64,
     /// Spans of the traces not yet recorded.
     pending_spans: u64,
-    /// Latest `sent_at + delay + timeout` of the submitted traces.
+    /// Latest `start + delay + timeout` of the submitted traces.
     last_deadline: Option<Instant>,
 }
 
@@ -244,14 +244,17 @@ impl Verifier {
             g.v.sampled_traces += 1;
             g.sampled_spans += spans;
             g.pending_spans += spans;
-            let deadline = e.sent_at + self.cfg.delay.0 + self.cfg.timeout.0;
+            let deadline = Instant::now().max(e.sent_at) + self.cfg.delay.0 + self.cfg.timeout.0;
             g.last_deadline = Some(g.last_deadline.map_or(deadline, |d| d.max(deadline)));
         }
+        // A trace is read `delay` after it was sent, or after it was acknowledged when its
+        // requests went out late (a backend behind its schedule is not given less time).
+        let start = Instant::now().max(e.sent_at);
         self.tasks.lock().spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let outcome = poll(&client, use_v2, &cfg, &e, strictness).await;
+            let outcome = poll(&client, use_v2, &cfg, &e, start, strictness).await;
             let found_clean = matches!(&outcome, Polled::Found { diff, .. } if diff.is_clean());
             record(&state, &e, outcome, &cfg);
             if cfg.search && found_clean {
@@ -376,10 +379,11 @@ async fn poll(
     use_v2: bool,
     cfg: &Verify,
     e: &Expected,
+    start: Instant,
     strictness: Strictness,
 ) -> Polled {
-    let deadline = e.sent_at + cfg.delay.0 + cfg.timeout.0;
-    tokio::time::sleep_until((e.sent_at + cfg.delay.0).into()).await;
+    let deadline = start + cfg.delay.0 + cfg.timeout.0;
+    tokio::time::sleep_until((start + cfg.delay.0).into()).await;
     let mut wait = Duration::from_millis(50);
     let mut last: Option<Diff> = None;
     let mut error = None;

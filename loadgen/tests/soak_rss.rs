@@ -6,7 +6,7 @@
 //! What the hold goes through is what the soak's 5 minutes go through, compressed: the
 //! backend config of the scenario plus a 2-second block age, a 4-second compaction window
 //! and a 1-second compaction cycle, so over the measured part of the hold blocks are cut
-//! and written about ten times and closed windows merged several times. Memory that grows
+//! and written about fifteen times and closed windows merged several times. Memory that grows
 //! with what was taken (traces kept until a late cut, a compaction that re-reads a growing
 //! window, per-block state that is never dropped) shows as a steady climb every pair of
 //! samples agrees on; one allocation spike does not move the median slope.
@@ -27,13 +27,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Offered rate of the hold, spans/s.
 const RATE: f64 = 4000.0;
 /// Hold length.
-const HOLD_S: u64 = 32;
+const HOLD_S: u64 = 40;
 /// Seconds of the hold left to settle (the live traces fill, the first blocks are written
 /// and merged, the allocator grows its arenas) before the trend is measured.
 const SETTLE_S: u32 = 10;
 /// Largest RSS growth accepted per span taken. Keeping the spans in memory costs their
-/// size and more (about 500 bytes per span of this shape); a flat backend's trend is near 0.
-const MAX_BYTES_PER_SPAN: f64 = 60.0;
+/// size and more (about 500 bytes per span of this shape; main's backend climbed 1,018 bytes
+/// per span in this scenario, this one under the system allocator 1,820). A flat backend's
+/// trend is near 0 but swings with its block writes and merges: over 20 s it measured from
+/// -103 to +303 bytes per span at this rate, hence the 30 s window and this margin.
+const MAX_BYTES_PER_SPAN: f64 = 300.0;
 
 fn soak() -> Scenario {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/soak.yaml");
@@ -89,7 +92,7 @@ async fn embedded_backend_rss_stays_flat_while_the_soak_holds() {
         h.accepted_spans_per_s > RATE * 0.9,
         "the hold ran at its rate: {h:?}"
     );
-    assert!(h.trend.samples >= 15, "{h:?}");
+    assert!(h.trend.samples >= 25, "{h:?}");
     let per_span = h.trend.bytes_per_span(h.accepted_spans_per_s);
     eprintln!(
         "soak rss trend over seconds {}..{}: {:.0} bytes/s at {:.0} spans/s = {per_span:.1} bytes per span; rss {:.1}..{:.1} MiB",
