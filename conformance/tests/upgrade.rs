@@ -213,7 +213,9 @@ async fn release_1_to_3_reports_unreadable_rb1_blocks() {
             "upgrade.read_by_id",
             "upgrade.read_by_search",
             "upgrade.write_after",
-            "upgrade.rollback",
+            // Not `upgrade.rollback`: release 3 leaves what it has not cut into a block in the
+            // WAL when it stops, and release 1 replays that WAL and reads its own rb1 blocks,
+            // so the rolled-back release 1 reads everything.
             "upgrade.rollback_no_damage",
         ],
         "{}",

@@ -85,11 +85,20 @@ fn same_as_startup_replay(segment: &[u8], scan: &Result<SegmentScan, String>) {
     let kept = scan.cut.as_ref().map_or(segment.len(), |(at, _)| *at);
     assert_eq!(records.len(), scan.records.len(), "records kept differ");
     assert_eq!(cut, (segment.len() - kept) as u64, "bytes cut differ");
-    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(u64::MAX);
-    assert_eq!(len, kept as u64, "start-up replay left the file at another length");
+    let len = std::fs::metadata(&path)
+        .map(|m| m.len())
+        .unwrap_or(u64::MAX);
+    assert_eq!(
+        len, kept as u64,
+        "start-up replay left the file at another length"
+    );
     for (r, s) in records.iter().zip(&scan.records) {
         assert_eq!(r.tenant, s.tenant, "tenants differ");
-        assert_eq!(r.fragments.len(), s.fragments.len(), "fragment counts differ");
+        assert_eq!(
+            r.fragments.len(),
+            s.fragments.len(),
+            "fragment counts differ"
+        );
     }
 }
 
