@@ -28,18 +28,9 @@ pub struct Opts {
     /// Config file (tempo.yaml-shaped). Without it every default applies.
     #[arg(long, short = 'c', visible_alias = "config.file", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Expand `${VAR}` and `${VAR:-default}` in the config file from the environment
-    /// first, as Tempo's `-config.expand-env=true` does (`$${` is a literal `${`).
-    #[arg(
-        long = "config.expand-env",
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        default_value_t = false,
-        action = clap::ArgAction::Set
-    )]
-    pub config_expand_env: bool,
+    /// `--config.expand-env`.
+    #[command(flatten)]
+    pub expand_env: ExpandEnv,
     /// Write the bound addresses as JSON to FILE once listening (for port 0).
     #[arg(long, value_name = "FILE")]
     pub listen_report: Option<PathBuf>,
@@ -55,6 +46,23 @@ pub struct Opts {
     pub command: Option<Command>,
 }
 
+/// `--config.expand-env[=BOOL]`, for the server and `check-config` alike.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ExpandEnv {
+    /// Expand `${VAR}` and `${VAR:-default}` in the config file from the environment
+    /// first, as Tempo's `-config.expand-env=true` does (`$${` is a literal `${`).
+    #[arg(
+        long = "config.expand-env",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub config_expand_env: bool,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -63,17 +71,9 @@ pub enum Command {
         /// Check against this release's schema.
         #[arg(long, value_name = "N", default_value_t = ReleaseId::default().number(), value_parser = parse_release)]
         release: u32,
-        /// Expand `${VAR}` and `${VAR:-default}` from the environment first.
-        #[arg(
-            long = "config.expand-env",
-            value_name = "BOOL",
-            num_args = 0..=1,
-            require_equals = true,
-            default_missing_value = "true",
-            default_value_t = false,
-            action = clap::ArgAction::Set
-        )]
-        config_expand_env: bool,
+        /// `--config.expand-env`.
+        #[command(flatten)]
+        expand_env: ExpandEnv,
         /// The config file.
         file: PathBuf,
     },
@@ -131,11 +131,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
         Some(Command::CheckConfig {
             file,
             release: n,
-            config_expand_env,
+            expand_env,
         }) => {
             let r = release(*n);
             let options = LoadOptions {
-                expand_env: *config_expand_env,
+                expand_env: expand_env.config_expand_env,
             };
             let parsed = Config::load_with(file, r, options)?;
             for w in &parsed.warnings {
@@ -153,7 +153,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<()> {
     let config = load(
         opts.config.as_ref(),
         release(opts.release),
-        opts.config_expand_env,
+        opts.expand_env.config_expand_env,
     )?;
     info!(release = config.release.number(), "starting");
     let backend = Backend::start(config).await?;
@@ -212,19 +212,24 @@ mod tests {
         ] {
             let o = parse(args);
             assert_eq!(o.config, Some(PathBuf::from("t.yaml")), "{args:?}");
-            assert!(o.config_expand_env, "{args:?}");
+            assert!(o.expand_env.config_expand_env, "{args:?}");
         }
         let o = parse(&["rb", "-config.file=t.yaml", "-config.expand-env=false"]);
-        assert!(!o.config_expand_env);
-        assert!(!parse(&["rb", "--config", "t.yaml"]).config_expand_env);
+        assert!(!o.expand_env.config_expand_env);
+        assert!(
+            !parse(&["rb", "--config", "t.yaml"])
+                .expand_env
+                .config_expand_env
+        );
         // The flag never takes the next argument as its value.
         let o = parse(&["rb", "check-config", "--config.expand-env", "t.yaml"]);
         match o.command {
             Some(Command::CheckConfig {
-                file,
-                config_expand_env,
-                ..
-            }) => assert_eq!((file, config_expand_env), (PathBuf::from("t.yaml"), true)),
+                file, expand_env, ..
+            }) => assert_eq!(
+                (file, expand_env.config_expand_env),
+                (PathBuf::from("t.yaml"), true)
+            ),
             other => panic!("{other:?}"),
         }
         let e = Opts::try_parse_from(["rb", "--config.expand-env=maybe"]).unwrap_err();

@@ -25,6 +25,7 @@ use crate::block::build::{self, BuildHints, SpoolDir};
 use crate::block::{BlockFormat, BlockMeta, TraceRecord};
 use crate::blocklist::BlockList;
 use crate::config::IngesterConfig;
+use crate::cpu::BackgroundThreads;
 use crate::error::{Error, Result};
 use crate::live::{CutBlock, CutPolicy, LiveStore};
 use crate::metrics::Metrics;
@@ -50,67 +51,14 @@ pub struct Flusher {
     pending: watch::Sender<usize>,
     /// Set at shutdown: writes stop at the next trace and are not retried.
     stopping: Arc<AtomicBool>,
-    /// Where blocks are encoded.
-    encoder: EncodeThread,
+    /// Where blocks are encoded: [`WRITERS`] long-lived threads at normal priority (block
+    /// writes free the WAL and memory, so they must keep up; see
+    /// [`crate::cpu::BACKGROUND_NICE`]).
+    encoder: BackgroundThreads,
 }
 
 /// Blocks written at once: at high rates one core cannot encode as fast as spans arrive.
 const WRITERS: usize = 2;
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The long-lived threads blocks are encoded on ([`WRITERS`] of them). Encoding allocates
-/// and frees a lot; on threads of their own that memory is reused block after block, where
-/// short-lived pool threads would each keep what they freed. Their names start like the
-/// runtime's workers so an embedded backend's CPU figures include them.
-struct EncodeThread {
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-impl EncodeThread {
-    fn start() -> Self {
-        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(parking_lot::Mutex::new(rx));
-        for i in 0..WRITERS {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("rb-worker-blk{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = rx.lock().recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                warn!(error = %e, "cannot start a block encoding thread");
-            }
-        }
-        EncodeThread { jobs }
-    }
-
-    /// Run `f` on the thread (or on the blocking pool when the thread is gone).
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(f());
-        });
-        match self.jobs.send(job) {
-            Ok(()) => rx
-                .await
-                .map_err(|_| Error::Internal("block encoding thread stopped".into())),
-            Err(std::sync::mpsc::SendError(job)) => {
-                tokio::task::spawn_blocking(job)
-                    .await
-                    .map_err(|e| Error::Internal(format!("block write task: {e}")))?;
-                rx.await
-                    .map_err(|_| Error::Internal("block encoding task stopped".into()))
-            }
-        }
-    }
-}
 
 impl Flusher {
     /// Assemble; blocks are encoded under `spool`.
@@ -138,7 +86,7 @@ impl Flusher {
             writing: Semaphore::new(WRITERS),
             pending: watch::channel(0).0,
             stopping: Arc::new(AtomicBool::new(false)),
-            encoder: EncodeThread::start(),
+            encoder: BackgroundThreads::start("blk", WRITERS, 0),
         })
     }
 
@@ -311,13 +259,21 @@ impl Flusher {
     /// Delete WAL segments whose records are all in durable blocks.
     async fn trim_wal(&self) -> Result<()> {
         // No request may sit between its WAL append and its insert into `live` while we
-        // decide: its record would be in a segment no in-memory trace points at yet.
-        let _gate = self.wal_gate.write().await;
-        let keep_from = self
-            .live
-            .min_segment()
-            .unwrap_or_else(|| self.wal.current());
-        let deleted = self.wal.delete_below(keep_from)?;
+        // decide: its record would be in a segment no in-memory trace points at yet. Once
+        // decided, later appends go to the open segment (at or above `keep_from`), so the
+        // files are deleted after the gate opens again, off the async workers: ingest waits
+        // only for the decision, not for the file system (deleting the segments under the
+        // gate stalled every request of that moment by about 100 ms at 100k spans/s).
+        let keep_from = {
+            let _gate = self.wal_gate.write().await;
+            self.live
+                .min_segment()
+                .unwrap_or_else(|| self.wal.current())
+        };
+        let wal = self.wal.clone();
+        let deleted = tokio::task::spawn_blocking(move || wal.delete_below(keep_from))
+            .await
+            .map_err(|e| Error::Internal(format!("wal trim task: {e}")))??;
         if deleted > 0 {
             info!(deleted, keep_from, "wal segments deleted");
         }

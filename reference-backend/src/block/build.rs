@@ -148,9 +148,8 @@ const MULTIPART_MIN_BYTES: u64 = 16 * 1024 * 1024;
 /// Size of one uploaded part.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
-/// Upload a built block: its objects in order, the bloom shards, then `meta.json` last,
-/// so readers never see a block whose objects are not all written. The spool directory
-/// is removed afterwards, whatever the outcome.
+/// Upload a built block ([`put_objects`]); the spool directory is removed afterwards,
+/// whatever the outcome.
 pub async fn upload(store: &BlockStore, built: BuiltBlock) -> Result<BlockMeta> {
     let BuiltBlock {
         meta,
@@ -158,6 +157,20 @@ pub async fn upload(store: &BlockStore, built: BuiltBlock) -> Result<BlockMeta> 
         blooms,
         spool,
     } = built;
+    put_objects(store, &meta, objects, blooms).await?;
+    drop(spool);
+    Ok(meta)
+}
+
+/// Write a block's objects in order (spooled files of [`MULTIPART_MIN_BYTES`] or more as
+/// multipart uploads), the bloom shards as `bloom-N`, then `meta.json` last, so readers
+/// never see a block whose objects are not all written.
+pub async fn put_objects(
+    store: &BlockStore,
+    meta: &BlockMeta,
+    objects: Vec<(&'static str, Object)>,
+    blooms: Vec<Vec<u8>>,
+) -> Result<()> {
     let (tenant, id) = (meta.tenant_id.as_str(), &meta.block_id);
     for (name, object) in objects {
         let key = object_key(tenant, id, name);
@@ -183,7 +196,5 @@ pub async fn upload(store: &BlockStore, built: BuiltBlock) -> Result<BlockMeta> 
             &object_key(tenant, id, meta::META_OBJECT),
             bytes::Bytes::from(meta.to_json()),
         )
-        .await?;
-    drop(spool);
-    Ok(meta)
+        .await
 }

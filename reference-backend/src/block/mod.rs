@@ -217,34 +217,19 @@ pub fn format_by_name(name: &str, settings: &EncodingSettings) -> Option<Arc<dyn
     }
 }
 
-/// Upload a block: `objects` (name, bytes) in order, the bloom shards as `bloom-N`, then
-/// `meta.json` last, so readers never see a block whose objects are not all written.
+/// Upload a block held in memory: `objects` (name, bytes) in order, the bloom shards, then
+/// `meta.json` last ([`build::put_objects`]).
 pub async fn put_block(
     store: &BlockStore,
     meta: &BlockMeta,
     objects: Vec<(&'static str, Vec<u8>)>,
     blooms: Vec<Vec<u8>>,
 ) -> Result<()> {
-    let (tenant, id) = (meta.tenant_id.as_str(), &meta.block_id);
-    for (name, bytes) in objects {
-        store
-            .put(&object_key(tenant, id, name), bytes::Bytes::from(bytes))
-            .await?;
-    }
-    for (i, b) in blooms.into_iter().enumerate() {
-        store
-            .put(
-                &object_key(tenant, id, &format!("bloom-{i}")),
-                bytes::Bytes::from(b),
-            )
-            .await?;
-    }
-    store
-        .put(
-            &object_key(tenant, id, meta::META_OBJECT),
-            bytes::Bytes::from(meta.to_json()),
-        )
-        .await
+    let objects = objects
+        .into_iter()
+        .map(|(name, bytes)| (name, build::Object::Bytes(bytes)))
+        .collect();
+    build::put_objects(store, meta, objects, blooms).await
 }
 
 /// Load a block's bloom shards (`bloom-0` … `bloom-<n-1>`).

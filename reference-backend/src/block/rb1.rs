@@ -201,6 +201,32 @@ pub fn decode_index(b: &[u8]) -> Result<Vec<PageEntry>, String> {
         .collect())
 }
 
+/// Decode `pages` of a data object whose bytes from offset `base` on are `data`, appending
+/// every record to `out` (what a whole-block read and the compaction cursor both do).
+pub fn decode_pages(
+    data: &[u8],
+    base: u64,
+    pages: &[PageEntry],
+    out: &mut Vec<(TraceId, Vec<u8>)>,
+) -> Result<(), String> {
+    for p in pages {
+        // A damaged index may hold offsets before `base` or past the object.
+        let page = p
+            .offset
+            .checked_sub(base)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| Some(at..at.checked_add(p.len as usize)?))
+            .and_then(|r| data.get(r))
+            .ok_or_else(|| format!("page at offset {} runs past the object", p.offset))?;
+        let raw = zstd::stream::decode_all(page)
+            .map_err(|e| format!("page at offset {}: {e}", p.offset))?;
+        for (tid, bytes) in page_records(&raw)? {
+            out.push((tid, bytes.to_vec()));
+        }
+    }
+    Ok(())
+}
+
 /// Every record of a decompressed page, in order: `(trace id, TracesData bytes)`.
 pub fn page_records(page: &[u8]) -> Result<Vec<(TraceId, &[u8])>, String> {
     let mut out = Vec::new();
@@ -384,28 +410,13 @@ impl BlockReader for Rb1Reader {
         let data = self.store.get(&self.data_key).await?;
         let (tenant, id, pages) = (self.tenant.clone(), self.id, self.pages.clone());
         crate::cpu::run_heavy(move || {
-            let corrupt = |message: String| Error::CorruptBlock {
-                tenant: tenant.clone(),
+            let mut out = Vec::new();
+            decode_pages(&data, 0, &pages, &mut out).map_err(|message| Error::CorruptBlock {
+                tenant,
                 block_id: id.to_string(),
                 object: "data",
                 message,
-            };
-            let mut out = Vec::new();
-            for p in &pages {
-                let start = p.offset;
-                let page = usize::try_from(start)
-                    .ok()
-                    .and_then(|s| Some(s..s.checked_add(p.len as usize)?))
-                    .and_then(|r| data.get(r))
-                    .ok_or_else(|| {
-                        corrupt(format!("page at offset {start} runs past the object"))
-                    })?;
-                let raw = zstd::stream::decode_all(page)
-                    .map_err(|e| corrupt(format!("page at offset {start}: {e}")))?;
-                for (tid, bytes) in page_records(&raw).map_err(corrupt)? {
-                    out.push((tid, bytes.to_vec()));
-                }
-            }
+            })?;
             Ok(out)
         })
     }

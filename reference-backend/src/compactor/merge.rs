@@ -41,18 +41,19 @@ pub struct MergedTrace {
     pub spans: u32,
 }
 
-/// One input being read: its cursor and the traces fetched and not yet merged.
-struct Input {
-    cursor: Box<dyn TraceCursor>,
+/// The traces of one input fetched and not yet merged.
+#[derive(Default)]
+struct Queue {
     buffered: VecDeque<(TraceId, Vec<u8>)>,
     done: bool,
 }
 
-impl Input {
-    /// Fetch the next batch when nothing is buffered (a cursor may return empty batches).
-    async fn fill(&mut self) -> Result<()> {
+impl Queue {
+    /// Fetch the next batch from `cursor` when nothing is buffered (a cursor may return
+    /// empty batches).
+    async fn fill(&mut self, cursor: &mut dyn TraceCursor) -> Result<()> {
         while self.buffered.is_empty() && !self.done {
-            match self.cursor.next_batch().await? {
+            match cursor.next_batch().await? {
                 Some(batch) => {
                     // The trait promises id order; a format that broke it must not make
                     // the output unsorted.
@@ -105,35 +106,42 @@ pub async fn merge_into(
     output: Uuid,
     spool_root: &Path,
 ) -> Result<BuiltBlock> {
-    let mut open = Vec::with_capacity(inputs.len());
+    let mut cursors = Vec::with_capacity(inputs.len());
     for m in inputs {
-        open.push(Input {
-            cursor: open_input(store, settings, m).await?,
-            buffered: VecDeque::new(),
-            done: false,
-        });
+        cursors.push(open_input(store, settings, m).await?);
     }
+    let mut queues: Vec<Queue> = inputs.iter().map(|_| Queue::default()).collect();
     let hints = BuildHints {
         start_ns: inputs.iter().map(super::plan::start_ns).min().unwrap_or(0),
         traces: inputs.iter().map(|m| m.total_objects as usize).sum(),
     };
     let spool = SpoolDir::create(spool_root, output)?;
     let mut builder = format.builder(tenant, output, spool, hints)?;
+    // Decoding, combining and encoding run on the compaction thread (background
+    // priority); the queues and the builder travel there and back for each step.
+    let threads = crate::cpu::compaction_threads();
     loop {
-        for input in &mut open {
-            input.fill().await?;
+        for (queue, cursor) in queues.iter_mut().zip(cursors.iter_mut()) {
+            queue.fill(cursor.as_mut()).await?;
         }
-        if open.iter().all(|i| i.done && i.buffered.is_empty()) {
+        if queues.iter().all(|q| q.done && q.buffered.is_empty()) {
             break;
         }
-        crate::cpu::run_heavy(|| merge_buffered(&mut open, builder.as_mut()))?;
+        let merged;
+        (queues, builder, merged) = threads
+            .run(move || {
+                let merged = merge_buffered(&mut queues, builder.as_mut());
+                (queues, builder, merged)
+            })
+            .await?;
+        merged?;
     }
-    crate::cpu::run_heavy(|| builder.finish())
+    threads.run(move || builder.finish()).await?
 }
 
 /// Merge and write traces while every input that is not finished has some buffered (so
 /// the smallest id is known); stops when one of them runs dry.
-fn merge_buffered(inputs: &mut [Input], builder: &mut dyn BlockBuilder) -> Result<()> {
+fn merge_buffered(inputs: &mut [Queue], builder: &mut dyn BlockBuilder) -> Result<()> {
     let mut parts: Vec<Vec<u8>> = Vec::new();
     loop {
         if inputs.iter().any(|i| i.buffered.is_empty() && !i.done) {

@@ -76,13 +76,21 @@ pub struct PlanLimits<'a> {
 }
 
 /// Default bound on a job's read buffers: a merge reads each input a row group at a time,
-/// so a job holds about one (compressed) row group per input besides the batch it decodes
-/// and the row group it writes.
+/// so a job holds about one (compressed) row group per input and its decoded rows (see
+/// [`read_cost`]) besides the row group it writes.
 pub const JOB_READ_BUDGET: u64 = 96 * 1024 * 1024;
 
-/// What reading `m` holds at once in a merge: one row group, at most the whole block.
+/// What reading one input holds besides its compressed row group: the rows an rb2 cursor
+/// decodes at once (4,096) and the encoded traces they complete, waiting in the merge's
+/// queue.
+pub const DECODE_BYTES_PER_INPUT: u64 = 8 * 1024 * 1024;
+
+/// What reading `m` holds at once in a merge: one row group (at most the whole block) and
+/// its decoded rows.
 pub fn read_cost(m: &BlockMeta, row_group_bytes: u64) -> u64 {
-    m.size.min(row_group_bytes.max(1))
+    m.size
+        .min(row_group_bytes.max(1))
+        .saturating_add(DECODE_BYTES_PER_INPUT)
 }
 
 impl PlanLimits<'_> {
@@ -307,7 +315,8 @@ mod tests {
 
     #[test]
     fn read_budget_bounds_the_inputs_of_a_job() {
-        // Row groups of 100 bytes: a block holds min(size, 100) while it is read.
+        // Row groups of 100 bytes: a block holds min(size, 100) and its decoded rows while
+        // it is read.
         let live = vec![
             block(1, T0 + 1, 40, "rb1"),
             block(2, T0 + 2, 300, "rb1"),
@@ -316,7 +325,7 @@ mod tests {
         ];
         let limits = PlanLimits {
             row_group_bytes: 100,
-            max_read_bytes: 150,
+            max_read_bytes: 150 + 2 * DECODE_BYTES_PER_INPUT,
             ..limits()
         };
         let jobs = plan(&live, &limits);
@@ -326,7 +335,7 @@ mod tests {
         );
         for j in &jobs {
             let read: u64 = j.inputs.iter().map(|m| read_cost(m, 100)).sum();
-            assert!(read <= 150, "{read}");
+            assert!(read <= 150 + 2 * DECODE_BYTES_PER_INPUT, "{read}");
         }
     }
 

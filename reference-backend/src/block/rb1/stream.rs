@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use tempo_api::trace_id::TraceId;
 
-use super::{DATA_MAGIC, FORMAT, PageEntry, VERSION, encode_index, page_records};
+use super::{DATA_MAGIC, FORMAT, PageEntry, VERSION, decode_pages, encode_index};
 use crate::block::build::{BlockBuilder, BloomBuilder, BuildHints, BuiltBlock, Object, SpoolDir};
 use crate::block::meta::{self, BlockMeta};
 use crate::block::{EncodedTraces, EncodingSettings, TraceCursor, TraceRecord};
@@ -230,25 +230,20 @@ impl TraceCursor for Rb1Cursor {
             .filter(|end| *end >= start)
             .ok_or_else(|| corrupt(format!("page at offset {} is out of range", last.offset)))?;
         let data = self.store.get_range(&self.data_key, start..end).await?;
-        crate::cpu::run_heavy(|| {
-            let mut out = Vec::new();
-            for p in &batch {
-                let page = p
-                    .offset
-                    .checked_sub(start)
-                    .and_then(|at| usize::try_from(at).ok())
-                    .and_then(|at| Some(at..at.checked_add(p.len as usize)?))
-                    .and_then(|r| data.get(r))
-                    .ok_or_else(|| {
-                        corrupt(format!("page at offset {} runs past the object", p.offset))
-                    })?;
-                let raw = zstd::stream::decode_all(page)
-                    .map_err(|e| corrupt(format!("page at offset {}: {e}", p.offset)))?;
-                for (tid, b) in page_records(&raw).map_err(corrupt)? {
-                    out.push((tid, b.to_vec()));
-                }
-            }
-            Ok(Some(out))
-        })
+        let (tenant, id) = (self.tenant.clone(), self.id);
+        crate::cpu::compaction_threads()
+            .run(move || {
+                let mut out = Vec::new();
+                decode_pages(&data, start, &batch, &mut out).map_err(|message| {
+                    Error::CorruptBlock {
+                        tenant,
+                        block_id: id.to_string(),
+                        object: "data",
+                        message,
+                    }
+                })?;
+                Ok(Some(out))
+            })
+            .await?
     }
 }

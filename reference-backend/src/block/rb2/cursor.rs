@@ -14,8 +14,10 @@ use super::read::Assembler;
 use crate::block::{EncodedTraces, TraceCursor};
 use crate::error::{Error, Result};
 
-/// Rows decoded at once: the assembler carries traces across batch ends.
-const BATCH_ROWS: usize = 16 * 1024;
+/// Rows decoded at once: the assembler carries traces across batch ends. What a merge
+/// holds per input besides the compressed row group is about this many rows decoded and
+/// the traces they complete ([`crate::compactor::plan::DECODE_BYTES_PER_INPUT`]).
+const BATCH_ROWS: usize = 4 * 1024;
 
 /// Traces of one rb2 block in id order.
 pub struct Rb2Cursor {
@@ -77,16 +79,21 @@ impl TraceCursor for Rb2Cursor {
                     .map_err(|m| self.corrupt(m))?;
                 self.decoder = Some(dec);
             }
-            let Some(dec) = self.decoder.as_mut() else {
+            let (Some(mut dec), Some(mut asm)) = (self.decoder.take(), self.asm.take()) else {
                 continue;
             };
-            // The Parquet decoder can panic on damaged pages: a damaged block, not a crash.
-            let step = crate::cpu::run_heavy(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dec.try_decode()))
-            })
-            .map_err(|_| self.corrupt("the parquet reader failed on damaged data".to_owned()))?;
-            match step.map_err(|e| self.corrupt(e.to_string()))? {
-                DecodeResult::NeedsData(ranges) => {
+            // Decoding runs on the compaction thread (background priority); the decoder
+            // and the assembler travel there and back.
+            let (dec, asm, step) = crate::cpu::compaction_threads()
+                .run(move || {
+                    let step = decode_step(&mut dec, &mut asm);
+                    (dec, asm, step)
+                })
+                .await?;
+            self.decoder = Some(dec);
+            self.asm = Some(asm);
+            match step.map_err(|m| self.corrupt(m))? {
+                Step::NeedsData(ranges) => {
                     let bytes = self
                         .fetcher
                         .get_ranges(&ranges)
@@ -100,19 +107,39 @@ impl TraceCursor for Rb2Cursor {
                             .map_err(|e| self.corrupt(e.to_string()))?;
                     }
                 }
-                DecodeResult::Data(batch) => {
-                    let Some(asm) = self.asm.as_mut() else {
-                        continue;
-                    };
-                    let done = crate::cpu::run_heavy(|| asm.push(&batch))
-                        .map(|()| asm.take_done())
-                        .map_err(|m| self.corrupt(m))?;
-                    if !done.is_empty() {
-                        return Ok(Some(done));
-                    }
-                }
-                DecodeResult::Finished => self.decoder = None,
+                Step::Traces(done) => return Ok(Some(done)),
+                Step::Finished => self.decoder = None,
             }
+        }
+    }
+}
+
+/// Where one decoding step stopped.
+enum Step {
+    /// The decoder needs these byte ranges of the data object.
+    NeedsData(Vec<std::ops::Range<u64>>),
+    /// Traces completed by the rows decoded.
+    Traces(EncodedTraces),
+    /// The row group is decoded.
+    Finished,
+}
+
+/// Decode rows until the decoder needs data, some traces are complete or the row group
+/// ends. The Parquet decoder can panic on damaged pages: a damaged block, not a crash.
+fn decode_step(dec: &mut ParquetPushDecoder, asm: &mut Assembler) -> Result<Step, String> {
+    loop {
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dec.try_decode()))
+            .map_err(|_| "the parquet reader failed on damaged data".to_owned())?;
+        match step.map_err(|e| e.to_string())? {
+            DecodeResult::NeedsData(ranges) => return Ok(Step::NeedsData(ranges)),
+            DecodeResult::Data(batch) => {
+                asm.push(&batch)?;
+                let done = asm.take_done();
+                if !done.is_empty() {
+                    return Ok(Step::Traces(done));
+                }
+            }
+            DecodeResult::Finished => return Ok(Step::Finished),
         }
     }
 }
