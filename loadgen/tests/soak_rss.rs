@@ -27,15 +27,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Offered rate of the hold, spans/s.
 const RATE: f64 = 4000.0;
 /// Hold length.
-const HOLD_S: u64 = 40;
+const HOLD_S: u64 = 60;
 /// Seconds of the hold left to settle (the live traces fill, the first blocks are written
-/// and merged, the allocator grows its arenas) before the trend is measured.
-const SETTLE_S: u32 = 10;
+/// and merged, the allocator grows its arenas) before the trend is measured. With one other
+/// busy process on a 2-core machine a debug build takes longer to settle: with 10 s of 40
+/// this test once measured +347 bytes per span on a backend that is flat; the last 35 s of
+/// 60 measure -21 there (and +40 on an idle machine).
+const SETTLE_S: u32 = 25;
 /// Largest RSS growth accepted per span taken. Keeping the spans in memory costs their
 /// size and more (about 500 bytes per span of this shape; main's backend climbed 1,018 bytes
-/// per span in this scenario, this one under the system allocator 1,820). A flat backend's
-/// trend is near 0 but swings with its block writes and merges: over 20 s it measured from
-/// -103 to +303 bytes per span at this rate, hence the 30 s window and this margin.
+/// per span in this scenario, this one under the system allocator 1,820, and with its block
+/// writers at nice 10 beside a busy process 240, as they fell behind).
 const MAX_BYTES_PER_SPAN: f64 = 300.0;
 
 fn soak() -> Scenario {
@@ -70,7 +72,6 @@ fn soak() -> Scenario {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "too noisy on a loaded 2-core CI machine (+439 bytes/span in one clean-clone CI run, -153 alone); run it by hand: cargo test -p loadgen --test soak_rss -- --ignored"]
 async fn embedded_backend_rss_stays_flat_while_the_soak_holds() {
     let dir = tempfile::tempdir().unwrap();
     let opts = RunOptions {
