@@ -1,4 +1,4 @@
-//! Block write cost per span, one thread: microservices traces (typical profile) encoded
+//! Block write cost per span, one thread busy at a time: microservices traces (typical profile) encoded
 //! into an rb2 block the way the backend writes a cut head block (a trace at a time into a
 //! spool file), then four such blocks merged into one the way the compactor does (inputs
 //! read a row group at a time, merged by trace id, the output encoded as it goes).
@@ -20,8 +20,10 @@ use reference_backend::store::BlockStore;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn read_thread_cpu(out: &mut f64) {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+/// CPU seconds of the whole process: the merge's decoding and encoding run on the
+/// backend's compaction thread while this one waits, so one thread is busy at a time.
+fn read_process_cpu(out: &mut f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, r)| r.split_whitespace().collect())
@@ -97,11 +99,11 @@ fn main() {
     );
     for _ in 0..rounds {
         let (mut c0, mut c1) = (0.0, 0.0);
-        read_thread_cpu(&mut c0);
+        read_process_cpu(&mut c0);
         let t0 = Instant::now();
         let meta = write_block(&rt, &format, &store, &spool, &parts[0]);
         let wall = t0.elapsed().as_secs_f64();
-        read_thread_cpu(&mut c1);
+        read_process_cpu(&mut c1);
         println!(
             "write one block: {:.0} ms wall, {:.2} µs/span wall, {:.2} µs/span cpu, {:.1} B/span",
             wall * 1e3,
@@ -117,7 +119,7 @@ fn main() {
     let in_spans: u64 = metas.iter().map(|m| m.total_spans).sum();
     for _ in 0..rounds {
         let (mut c0, mut c1) = (0.0, 0.0);
-        read_thread_cpu(&mut c0);
+        read_process_cpu(&mut c0);
         let t0 = Instant::now();
         let built = rt
             .block_on(reference_backend::compactor::merge::merge_into(
@@ -131,7 +133,7 @@ fn main() {
             ))
             .unwrap();
         let wall = t0.elapsed().as_secs_f64();
-        read_thread_cpu(&mut c1);
+        read_process_cpu(&mut c1);
         println!(
             "merge four blocks: {:.0} ms wall, {:.2} µs/span wall, {:.2} µs/span cpu, {:.1} B/span",
             wall * 1e3,
