@@ -264,6 +264,16 @@ pub async fn load_blooms(store: &BlockStore, meta: &BlockMeta) -> Result<Vec<blo
     Ok(blooms)
 }
 
+/// The error for damaged bytes in the data object of block `id` of `tenant`.
+pub fn corrupt_data(tenant: &str, id: &Uuid, message: String) -> crate::error::Error {
+    crate::error::Error::CorruptBlock {
+        tenant: tenant.to_owned(),
+        block_id: id.to_string(),
+        object: "data",
+        message,
+    }
+}
+
 /// Object key of `object` in a block.
 pub fn object_key(tenant: &str, block_id: &Uuid, object: &str) -> String {
     format!("{tenant}/{block_id}/{object}")

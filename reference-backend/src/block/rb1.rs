@@ -22,8 +22,8 @@ use super::build::{BlockBuilder, BuildHints, SpoolDir};
 use super::damaged::{DamagedBlock, name_block};
 use super::meta::{self, BlockMeta};
 use super::{
-    BlockFormat, BlockInput, BlockReader, EncodingSettings, TraceCursor, load_blooms, object_key,
-    put_block, search_all, tags_all,
+    BlockFormat, BlockInput, BlockReader, EncodingSettings, TraceCursor, corrupt_data, load_blooms,
+    object_key, put_block, search_all, tags_all,
 };
 use crate::error::{Error, Result};
 use crate::search::{Expr, SearchPlan, SearchResult, TagSummary};
@@ -374,12 +374,7 @@ impl BlockReader for Rb1Reader {
         let Some(page) = self.pages.get(i).filter(|p| p.first <= *id) else {
             return Ok(None);
         };
-        let corrupt = |message: String| Error::CorruptBlock {
-            tenant: self.tenant.clone(),
-            block_id: self.id.to_string(),
-            object: "data",
-            message,
-        };
+        let corrupt = |message: String| corrupt_data(&self.tenant, &self.id, message);
         let start = page.offset;
         let end = start
             .checked_add(u64::from(page.len))
@@ -411,12 +406,8 @@ impl BlockReader for Rb1Reader {
         let (tenant, id, pages) = (self.tenant.clone(), self.id, self.pages.clone());
         crate::cpu::run_heavy(move || {
             let mut out = Vec::new();
-            decode_pages(&data, 0, &pages, &mut out).map_err(|message| Error::CorruptBlock {
-                tenant,
-                block_id: id.to_string(),
-                object: "data",
-                message,
-            })?;
+            decode_pages(&data, 0, &pages, &mut out)
+                .map_err(|message| corrupt_data(&tenant, &id, message))?;
             Ok(out)
         })
     }

@@ -7,7 +7,7 @@ use tempo_api::trace_id::TraceId;
 use super::{DATA_MAGIC, FORMAT, PageEntry, VERSION, decode_pages, encode_index};
 use crate::block::build::{BlockBuilder, BloomBuilder, BuildHints, BuiltBlock, Object, SpoolDir};
 use crate::block::meta::{self, BlockMeta};
-use crate::block::{EncodedTraces, EncodingSettings, TraceCursor, TraceRecord};
+use crate::block::{EncodedTraces, EncodingSettings, TraceCursor, TraceRecord, corrupt_data};
 use crate::error::{Error, Result};
 use crate::store::BlockStore;
 
@@ -216,12 +216,7 @@ impl TraceCursor for Rb1Cursor {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(None);
         };
-        let corrupt = |message: String| Error::CorruptBlock {
-            tenant: self.tenant.clone(),
-            block_id: self.id.to_string(),
-            object: "data",
-            message,
-        };
+        let corrupt = |message: String| corrupt_data(&self.tenant, &self.id, message);
         // A damaged index may hold offsets that overflow or run backwards.
         let start = first.offset;
         let end = last
@@ -234,14 +229,8 @@ impl TraceCursor for Rb1Cursor {
         crate::cpu::compaction_threads()
             .run(move || {
                 let mut out = Vec::new();
-                decode_pages(&data, start, &batch, &mut out).map_err(|message| {
-                    Error::CorruptBlock {
-                        tenant,
-                        block_id: id.to_string(),
-                        object: "data",
-                        message,
-                    }
-                })?;
+                decode_pages(&data, start, &batch, &mut out)
+                    .map_err(|message| corrupt_data(&tenant, &id, message))?;
                 Ok(Some(out))
             })
             .await?

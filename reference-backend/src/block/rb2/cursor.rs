@@ -46,12 +46,7 @@ impl Rb2Cursor {
     }
 
     fn corrupt(&self, message: String) -> Error {
-        Error::CorruptBlock {
-            tenant: self.tenant.clone(),
-            block_id: self.id.to_string(),
-            object: "data",
-            message,
-        }
+        crate::block::corrupt_data(&self.tenant, &self.id, message)
     }
 }
 

@@ -260,12 +260,7 @@ impl Rb2Reader {
     }
 
     fn corrupt(&self, message: String) -> Error {
-        Error::CorruptBlock {
-            tenant: self.tenant.clone(),
-            block_id: self.id.to_string(),
-            object: "data",
-            message,
-        }
+        crate::block::corrupt_data(&self.tenant, &self.id, message)
     }
 
     /// Run a read of this block; a panic inside the Parquet or Arrow decoder (they trust
