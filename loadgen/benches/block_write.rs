@@ -22,7 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// CPU seconds of the whole process: the merge's decoding and encoding run on the
 /// backend's compaction thread while this one waits, so one thread is busy at a time.
-fn read_process_cpu(out: &mut f64) {
+fn process_cpu() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -35,7 +35,25 @@ fn read_process_cpu(out: &mut f64) {
             .unwrap_or(0.0)
     };
     // utime and stime are fields 14 and 15 (1-based); after the comm they are 11 and 12.
-    *out = (ticks(11) + ticks(12)) / 100.0;
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Run `f` (which returns the size of the block it wrote) and print its wall and CPU time
+/// and the block's size per span of `spans`.
+fn measure(what: &str, spans: u64, f: impl FnOnce() -> u64) {
+    let c0 = process_cpu();
+    let t0 = Instant::now();
+    let size = f();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu() - c0;
+    let spans = spans as f64;
+    println!(
+        "{what}: {:.0} ms wall, {:.2} µs/span wall, {:.2} µs/span cpu, {:.1} B/span",
+        wall * 1e3,
+        wall * 1e6 / spans,
+        cpu * 1e6 / spans,
+        size as f64 / spans
+    );
 }
 
 fn write_block(
@@ -98,19 +116,9 @@ fn main() {
         bytes as f64 / spans as f64
     );
     for _ in 0..rounds {
-        let (mut c0, mut c1) = (0.0, 0.0);
-        read_process_cpu(&mut c0);
-        let t0 = Instant::now();
-        let meta = write_block(&rt, &format, &store, &spool, &parts[0]);
-        let wall = t0.elapsed().as_secs_f64();
-        read_process_cpu(&mut c1);
-        println!(
-            "write one block: {:.0} ms wall, {:.2} µs/span wall, {:.2} µs/span cpu, {:.1} B/span",
-            wall * 1e3,
-            wall * 1e6 / spans as f64,
-            (c1 - c0) * 1e6 / spans as f64,
-            meta.size as f64 / spans as f64
-        );
+        measure("write one block", spans, || {
+            write_block(&rt, &format, &store, &spool, &parts[0]).size
+        });
     }
     let metas: Vec<_> = parts
         .iter()
@@ -118,11 +126,8 @@ fn main() {
         .collect();
     let in_spans: u64 = metas.iter().map(|m| m.total_spans).sum();
     for _ in 0..rounds {
-        let (mut c0, mut c1) = (0.0, 0.0);
-        read_process_cpu(&mut c0);
-        let t0 = Instant::now();
-        let built = rt
-            .block_on(reference_backend::compactor::merge::merge_into(
+        measure("merge four blocks", in_spans, || {
+            rt.block_on(reference_backend::compactor::merge::merge_into(
                 &store,
                 &EncodingSettings::default(),
                 &metas,
@@ -131,15 +136,9 @@ fn main() {
                 uuid::Uuid::new_v4(),
                 &spool,
             ))
-            .unwrap();
-        let wall = t0.elapsed().as_secs_f64();
-        read_process_cpu(&mut c1);
-        println!(
-            "merge four blocks: {:.0} ms wall, {:.2} µs/span wall, {:.2} µs/span cpu, {:.1} B/span",
-            wall * 1e3,
-            wall * 1e6 / in_spans as f64,
-            (c1 - c0) * 1e6 / in_spans as f64,
-            built.meta.size as f64 / in_spans as f64
-        );
+            .unwrap()
+            .meta
+            .size
+        });
     }
 }

@@ -252,16 +252,8 @@ async fn compaction_and_index_polls_work_on_s3_under_a_prefix() {
     s3.create_bucket("traces").unwrap();
     let creds = S3Config::default();
     let mut c = config(tmp.path());
-    let t = &mut c.storage.trace;
-    t.backend = reference_backend::config::Backend::S3;
-    t.s3.bucket = "traces".into();
-    t.s3.endpoint = s3.endpoint();
-    t.s3.region = creds.region.clone();
-    t.s3.access_key = creds.access_key.clone();
-    t.s3.secret_key = creds.secret_key.clone();
-    t.s3.insecure = true;
-    t.s3.forcepathstyle = true;
-    t.s3.prefix = "tempo".into();
+    common::use_s3(&mut c, &s3.endpoint(), &creds, "traces");
+    c.storage.trace.s3.prefix = "tempo".into();
     let s = store(&c);
     let expected = seed(&s).await;
     assert_eq!(s.list_top_dirs().await.unwrap(), [TENANT]);

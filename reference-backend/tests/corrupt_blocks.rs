@@ -17,7 +17,6 @@ use bytes::Bytes;
 use embedded_s3::{EmbeddedS3, S3Config};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use reference_backend::block::BlockMeta;
-use reference_backend::config::Backend as StoreKind;
 use reference_backend::release::ReleaseId;
 use reference_backend::store::BlockStore;
 use reference_backend::{Backend, Config};
@@ -255,17 +254,8 @@ async fn s3(format: &str, d: Damage) {
         .await
         .expect("start embedded s3");
     s3.create_bucket("traces").unwrap();
-    let creds = s3.config().clone();
     let mut c = local_config(dir.path(), format);
-    c.storage.trace.backend = StoreKind::S3;
-    let t = &mut c.storage.trace.s3;
-    t.bucket = "traces".into();
-    t.endpoint = s3.endpoint();
-    t.region = creds.region.clone();
-    t.access_key = creds.access_key.clone();
-    t.secret_key = creds.secret_key.clone();
-    t.insecure = true;
-    t.forcepathstyle = true;
+    common::use_s3(&mut c, &s3.endpoint(), s3.config(), "traces");
     check(c, dir.path(), d).await;
     s3.stop().await;
 }

@@ -9,13 +9,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{client, config, post_proto, request, start, trace_id};
+use common::{client, config, metric, post_proto, request, start, trace_id};
 use embedded_s3::{EmbeddedS3, S3Config};
-use reference_backend::config::Backend as StoreKind;
 use reference_backend::{Backend, Config};
 
 /// Fail instead of hanging.
@@ -33,21 +31,6 @@ async fn until<F: Future<Output = bool>>(what: &str, limit: Duration, mut cond: 
         }
     })
     .await
-}
-
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            let mut it = l.split_whitespace();
-            (it.next() == Some(name)).then(|| it.next().unwrap().parse::<f64>().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
 }
 
 async fn flush(b: &Backend) {
@@ -223,16 +206,7 @@ fn s3_config(dir: &Path, s3: &EmbeddedS3) -> Config {
     let mut c = config(dir);
     // The test spans are from 2023: retention would expire their blocks mid-test.
     c.compactor.compaction.disabled = true;
-    let creds = s3.config();
-    c.storage.trace.backend = StoreKind::S3;
-    let t = &mut c.storage.trace.s3;
-    t.bucket = "traces".into();
-    t.endpoint = s3.endpoint();
-    t.region = creds.region.clone();
-    t.access_key = creds.access_key.clone();
-    t.secret_key = creds.secret_key.clone();
-    t.insecure = true;
-    t.forcepathstyle = true;
+    common::use_s3(&mut c, &s3.endpoint(), s3.config(), "traces");
     c
 }
 

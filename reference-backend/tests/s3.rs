@@ -12,7 +12,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use embedded_s3::{EmbeddedS3, S3Config};
-use reference_backend::config::Backend as StoreKind;
 use reference_backend::{Backend, Config};
 
 const BUCKET: &str = "traces";
@@ -36,15 +35,7 @@ async fn bounded<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> 
 /// A backend config on `dir` (WAL in `dir/wal`) whose blocks go to `bucket` of `s3`.
 fn s3_config(dir: &Path, endpoint: &str, creds: &S3Config, bucket: &str) -> Config {
     let mut c = common::config(dir);
-    c.storage.trace.backend = StoreKind::S3;
-    let s3 = &mut c.storage.trace.s3;
-    s3.bucket = bucket.into();
-    s3.endpoint = endpoint.into();
-    s3.region = creds.region.clone();
-    s3.access_key = creds.access_key.clone();
-    s3.secret_key = creds.secret_key.clone();
-    s3.insecure = true;
-    s3.forcepathstyle = true;
+    common::use_s3(&mut c, endpoint, creds, bucket);
     c
 }
 
@@ -65,24 +56,6 @@ async fn flush(addr: SocketAddr) -> (u16, String) {
         .expect("/flush request");
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap_or_default())
-}
-
-/// A counter or gauge from `/metrics`.
-async fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let text = http()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("/metrics request")
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| {
-            let mut it = l.split_whitespace();
-            (it.next() == Some(name)).then(|| it.next().unwrap().parse::<f64>().unwrap())
-        })
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
 }
 
 /// Ingest traces `first..first+count` (one request); must be accepted.
@@ -214,7 +187,7 @@ async fn s3_blocks_round_trip() {
     assert_readable(&b1, &ids, "before flush (memory)").await;
     let (status, body) = bounded("/flush", Duration::from_secs(90), flush(b1.addrs.http)).await;
     assert_eq!(status, 204, "/flush: {body}");
-    assert!(metric(b1.addrs.http, "reference_backend_blocks_flushed_total").await >= 1.0);
+    assert!(common::metric(b1.addrs.http, "reference_backend_blocks_flushed_total").await >= 1.0);
 
     let blocks = blocks_on_disk(s3.root(), BUCKET);
     assert!(
@@ -257,7 +230,7 @@ async fn s3_blocks_round_trip() {
         "/flush with a wrong S3 secret must fail, got {status}: {body}"
     );
     assert!(
-        metric(bad_http, "reference_backend_flush_failures_total").await > 0.0,
+        common::metric(bad_http, "reference_backend_flush_failures_total").await > 0.0,
         "no flush failure counted with a wrong secret"
     );
     assert!(
@@ -299,7 +272,7 @@ async fn s3_outage_during_flush_loses_nothing() {
         bounded("/flush (outage)", Duration::from_secs(90), flush(addr)).await
     });
     bounded("a failed flush attempt", Duration::from_secs(30), async {
-        while metric(addr, "reference_backend_flush_failures_total").await < 1.0 {
+        while common::metric(addr, "reference_backend_flush_failures_total").await < 1.0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -318,7 +291,7 @@ async fn s3_outage_during_flush_loses_nothing() {
 
     // Let the flusher fail again (a retry, not only the first attempt) before S3 returns.
     bounded("a failed flush retry", Duration::from_secs(30), async {
-        while metric(addr, "reference_backend_flush_failures_total").await < 2.0 {
+        while common::metric(addr, "reference_backend_flush_failures_total").await < 2.0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
@@ -355,7 +328,7 @@ async fn s3_outage_during_flush_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let failures = metric(addr, "reference_backend_flush_failures_total").await;
+    let failures = common::metric(addr, "reference_backend_flush_failures_total").await;
     assert!(failures > 0.0, "no flush failure counted during the outage");
     println!("flush failures counted during the outage: {failures}");
     assert!(!blocks_on_disk(&root, BUCKET).is_empty());

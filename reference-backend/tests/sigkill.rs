@@ -254,6 +254,24 @@ async fn flush(http: SocketAddr) -> u16 {
 /// A trace read back: its sorted span names, `None` when not found, or the query error.
 type Lookup = Result<Option<Vec<String>>, String>;
 
+/// Stop the exporting clients and fail if any request failed before `event` (from then on
+/// failures are expected and counted apart).
+async fn stop_clients(exports: &Exports, clients: Vec<tokio::task::JoinHandle<()>>, event: &str) {
+    exports.stop.store(true, Ordering::Release);
+    for c in clients {
+        bounded("exporter stop", Duration::from_secs(60), c)
+            .await
+            .unwrap();
+    }
+    let unexpected = exports.unexpected.lock().clone();
+    assert!(
+        unexpected.is_empty(),
+        "{} requests failed before {event}, first: {:?}",
+        unexpected.len(),
+        &unexpected[..unexpected.len().min(5)]
+    );
+}
+
 /// Read every trace number sent so far from the backend at `http`: each acknowledged one
 /// must be there with all its spans; the others (written, but unanswered at a kill) may
 /// be there or not, never partial. Returns how many unacknowledged ones are there.
@@ -370,19 +388,7 @@ async fn sigkill_loses_no_acknowledged_trace() {
 
         // Clients see failures from now on; let them notice, then stop them.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        exports.stop.store(true, Ordering::Release);
-        for c in clients {
-            bounded("exporter stop", Duration::from_secs(60), c)
-                .await
-                .unwrap();
-        }
-        let unexpected = exports.unexpected.lock().clone();
-        assert!(
-            unexpected.is_empty(),
-            "round {round}: {} requests failed before the kill, first: {:?}",
-            unexpected.len(),
-            &unexpected[..unexpected.len().min(5)]
-        );
+        stop_clients(&exports, clients, &format!("the kill of round {round}")).await;
 
         // Restart on the same directories: WAL replay plus the blocks.
         (child, addrs) = spawn_backend(dir, &config, &format!("run{round}")).await;
@@ -445,19 +451,7 @@ async fn sigterm_under_load_exits_cleanly_and_loses_nothing() {
         child.log_tail()
     );
     let _ = bounded("racing /flush", Duration::from_secs(60), racing_flush).await;
-    exports.stop.store(true, Ordering::Release);
-    for c in clients {
-        bounded("exporter stop", Duration::from_secs(60), c)
-            .await
-            .unwrap();
-    }
-    let unexpected = exports.unexpected.lock().clone();
-    assert!(
-        unexpected.is_empty(),
-        "{} requests failed before SIGTERM, first: {:?}",
-        unexpected.len(),
-        &unexpected[..unexpected.len().min(5)]
-    );
+    stop_clients(&exports, clients, "SIGTERM").await;
     let log = std::fs::read_to_string(&child.log).unwrap_or_default();
     assert!(log.contains("stopped"), "no clean stop in the log:\n{log}");
 

@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: configs on temp dirs with port 0, requests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use embedded_s3::S3Config;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -131,4 +133,39 @@ pub async fn post_proto(
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
     (status, retry, resp.bytes().await.unwrap())
+}
+
+/// Point `c`'s blocks at `bucket` of the S3 endpoint `endpoint` with `creds` (plain HTTP,
+/// path-style addressing, as the embedded S3 server serves them).
+pub fn use_s3(c: &mut Config, endpoint: &str, creds: &S3Config, bucket: &str) {
+    c.storage.trace.backend = reference_backend::config::Backend::S3;
+    let s3 = &mut c.storage.trace.s3;
+    s3.bucket = bucket.into();
+    s3.endpoint = endpoint.into();
+    s3.region = creds.region.clone();
+    s3.access_key = creds.access_key.clone();
+    s3.secret_key = creds.secret_key.clone();
+    s3.insecure = true;
+    s3.forcepathstyle = true;
+}
+
+/// The value of the unlabelled metric `name` on the backend serving `/metrics` at `addr`.
+pub async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let text = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("/metrics request")
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some(name)).then(|| it.next().unwrap().parse::<f64>().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
 }
